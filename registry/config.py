@@ -1,0 +1,257 @@
+"""Podium's configuration: one YAML file, loaded once at the entry point into frozen models.
+
+Resolution: ``--config PATH``, else ``$PODIUM_CONFIG``, else ``./podium.yaml``, else
+``./sample.yaml``. Relative paths inside a file are relative to that file.
+``PODIUM_DATABASE_URL`` and ``PODIUM_ARTEFACTS_ROOT`` override the file. Every error names the
+file and, where it can, the line, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from registry.errors import ConfigError
+from registry.ids import LABEL_PATTERN
+from scorer.settings import GateSettings, PortfolioSettings
+from trainer.config import MarketConfig, TrainConfig, WandbSettings
+
+SEARCH_ORDER = ("podium.yaml", "sample.yaml")
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = Field("sqlite:///var/podium.db", description="SQLAlchemy URL")
+
+
+class ModelSpec(_Section):
+    """One zoo entry: a named overlay over the base trainer config (checked by the zoo)."""
+
+    name: str = Field(..., pattern=rf"^{LABEL_PATTERN}$")
+    status: Literal["active", "retired"] = "active"
+    description: str = ""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class ShadowConfig(_Section):
+    schedule: str = Field("*/5 * * * *", description="cron of the scheduled shadow job")
+    feed_days_per_tick: int = Field(0, ge=0, description="days the scheduled job lets land")
+    lease_seconds: int = Field(600, ge=5, description="how long a runner's lease lasts")
+    portfolio: PortfolioSettings = PortfolioSettings()
+
+
+class WebhookConfig(_Section):
+    url: str
+    secret_env: str = Field(..., description="environment variable holding the HMAC secret")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_reads: bool = False
+    max_body_bytes: int = Field(65_536, ge=1024)
+    cors_origins: tuple[str, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+
+class PodiumConfig(_Section):
+    """The whole file. ``source`` is where it came from (not a key in the file)."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    artefacts_root: Path = Path("var/artefacts")
+    track: str = Field("equities-daily", pattern=rf"^{LABEL_PATTERN}$")
+    market: MarketConfig = MarketConfig()
+    trainer: TrainConfig = TrainConfig()
+    wandb: WandbSettings = WandbSettings()
+    model_specs: tuple[ModelSpec, ...] = ()
+    shadow: ShadowConfig = ShadowConfig()
+    gate: GateSettings = GateSettings()
+    server: ServerConfig = ServerConfig()
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("model_specs")
+    @classmethod
+    def _unique_spec_names(cls, specs: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.name in seen:
+                raise ValueError(f"spec name {spec.name!r} is used twice; names must be unique")
+            seen.add(spec.name)
+        return specs
+
+    @model_validator(mode="after")
+    def _one_market(self) -> PodiumConfig:
+        if "market" in self.trainer.model_fields_set:
+            raise ValueError("set the market once, in the top-level 'market' section, "
+                             "not under 'trainer'")
+        return self.model_copy(update={"trainer": self.trainer.model_copy(
+            update={"market": self.market})})
+
+    @property
+    def datasets_root(self) -> Path:
+        return self.artefacts_root / "datasets"
+
+    @property
+    def models_root(self) -> Path:
+        return self.artefacts_root / "models"
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Apply the resolution order; raise ``ConfigError`` naming every place looked at."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found")
+        return path
+    env = os.environ.get("PODIUM_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"{path} (from $PODIUM_CONFIG): configuration file not found")
+        return path
+    for name in SEARCH_ORDER:
+        if Path(name).is_file():
+            return Path(name)
+    raise ConfigError(
+        "no configuration found: pass --config PATH, set $PODIUM_CONFIG, or run where "
+        "podium.yaml or sample.yaml is"
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None
+                = None) -> PodiumConfig:
+    """Find, parse, validate and resolve the configuration (paths, environment overrides)."""
+    env = os.environ if environ is None else environ
+    source = find_config(path)
+    try:
+        raw_bytes = source.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+    if len(raw_bytes) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: {len(raw_bytes)} bytes; a configuration is at most 1 MiB")
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return parse_config(text, source=source, environ=env)
+
+
+def parse_config(text: str, *, source: Path, environ: Mapping[str, str] | None = None
+                 ) -> PodiumConfig:
+    env = os.environ if environ is None else environ
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: malformed YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, "
+                          f"not a {type(data).__name__}")
+    if env.get("PODIUM_DATABASE_URL"):
+        data = {**data, "database": {**(data.get("database") or {}),
+                                     "url": env["PODIUM_DATABASE_URL"]}}
+    if env.get("PODIUM_ARTEFACTS_ROOT"):
+        data = {**data, "artefacts_root": env["PODIUM_ARTEFACTS_ROOT"]}
+    try:
+        config = PodiumConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, node, source)) from None
+    return _resolve_paths(config, source)
+
+
+def _resolve_paths(config: PodiumConfig, source: Path) -> PodiumConfig:
+    base = source.resolve().parent
+    root = config.artefacts_root
+    root = Path(os.path.normpath(root if root.is_absolute() else base / root))
+    try:
+        url = make_url(config.database.url)
+    except ArgumentError:
+        raise ConfigError(f"{source}: database.url {config.database.url!r} is not a "
+                          "database URL (e.g. sqlite:///var/podium.db)") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        db_path = Path(url.database)
+        if not db_path.is_absolute():
+            url = url.set(database=os.path.normpath(base / db_path))
+    database = config.database.model_copy(
+        update={"url": url.render_as_string(hide_password=False)})
+    return config.model_copy(update={"artefacts_root": root, "database": database,
+                                     "source": source.resolve()})
+
+
+def _explain(exc: ValidationError, node: yaml.Node | None, source: Path) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        dotted = ".".join(str(part) for part in loc) or "(top level)"
+        where = f"{source}:{line}" if (line := _line_of(node, loc)) else str(source)
+        if error["type"] == "extra_forbidden":
+            parent = ".".join(str(p) for p in loc[:-1]) or "the top level"
+            allowed = ", ".join(_allowed_keys(loc[:-1]))
+            lines.append(f"{where}: unknown key {str(loc[-1])!r} in {parent}; "
+                         f"valid keys: {allowed}")
+        else:
+            got = error.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"{where}: {dotted}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = PodiumConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", None)
+        if inner:  # tuple[ModelSpec, ...], Optional[...]
+            annotation = next((a for a in inner if hasattr(a, "model_fields")), annotation)
+        model = annotation
+    return [name for name in getattr(model, "model_fields", {}) if name != "source"]
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node on ``loc`` (a key path from pydantic)."""
+    best = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part),
+                         None)
+            if match is None:
+                return best
+            key, node = match
+            best = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(
+                node.value):
+            node = node.value[part]
+            best = node.start_mark.line + 1
+        else:
+            return best
+    return best

@@ -1,0 +1,86 @@
+"""What the three CLIs share: the ``--config`` option, rich output, and errors without tracebacks.
+
+Exit codes (DESIGN.md): 0 success; 1 the operation failed or was refused; 2 bad usage or
+configuration. A user error prints one line on stderr; ``--debug`` (or ``PODIUM_DEBUG=1``)
+shows the traceback of an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from registry.config import PodiumConfig, load_config
+from registry.errors import PodiumError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Configuration file (default: $PODIUM_CONFIG, "
+                 "./podium.yaml, ./sample.yaml).", show_default=False),
+]
+
+
+def new_app(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, rich_markup_mode=None,
+                       context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def get_config(path: Path | None) -> PodiumConfig:
+    return load_config(path)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*("" if cell is None else str(cell) for cell in row))
+    return out
+
+
+def fail(message: str, *, exit_code: int = 1) -> typer.Exit:
+    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(exit_code)
+
+
+def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
+    """Run a CLI; map every failure to one stderr line and a meaningful exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("PODIUM_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors: exit 2
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except PodiumError as exc:
+        err_console.print(f"error: {exc.detail}", markup=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(f"internal error: {type(exc).__name__}: {exc} "
+                          "(rerun with --debug for the traceback)", markup=False,
+                          soft_wrap=True)
+        return 1
+    return 0

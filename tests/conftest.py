@@ -1,0 +1,108 @@
+"""Shared fixtures: real databases (SQLite files, and PostgreSQL when reachable) and bundles.
+
+PostgreSQL runs when ``PODIUM_TEST_POSTGRES_URL`` is set (CI sets it); each test gets its own
+schema, dropped afterwards, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from registry import migrations, store
+from registry.db import make_engine, write_session
+from registry.ids import build_version_id
+from trainer.checksums import write_sha256sums
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL")
+REPO = Path(__file__).resolve().parent.parent
+
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(
+        not POSTGRES_URL, reason="PODIUM_TEST_POSTGRES_URL not set")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'podium.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated engine (through Alembic, as `registry migrate` does)."""
+    engine = make_engine(db_url)
+    migrations.upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def artefacts_root(tmp_path: Path) -> Path:
+    root = tmp_path / "artefacts"
+    root.mkdir()
+    return root
+
+
+BundleFactory = Callable[..., tuple[str, str]]
+
+
+@pytest.fixture
+def make_bundle(artefacts_root: Path) -> BundleFactory:
+    """Write a sealed bundle (real files + SHA256SUMS); returns ``(version_id, fingerprint)``."""
+
+    def _make(label: str = "v1-linear", *, track: str = "equities-daily",
+              cutoff: dt.date = dt.date(2025, 6, 30), seed: str | None = None) -> tuple[str, str]:
+        fingerprint = hashlib.sha256((seed or uuid.uuid4().hex).encode()).hexdigest()
+        version_id = build_version_id(label, cutoff, fingerprint)
+        bundle = artefacts_root / "models" / track / version_id
+        (bundle / "checkpoint").mkdir(parents=True, exist_ok=True)
+        (bundle / "checkpoint" / "weights.bin").write_bytes(os.urandom(256))
+        (bundle / "metadata.json").write_text(f'{{"version_id": "{version_id}"}}\n')
+        write_sha256sums(bundle)
+        return version_id, fingerprint
+
+    return _make
+
+
+@pytest.fixture
+def register(engine: Engine, artefacts_root: Path, make_bundle: BundleFactory
+             ) -> Callable[..., str]:
+    """Make a bundle and register it as a challenger; returns the version id."""
+
+    def _register(label: str = "v1-linear", *, track: str = "equities-daily", **kw) -> str:
+        version_id, fingerprint = make_bundle(label, track=track, **kw)
+        with write_session(engine) as session:
+            store.register_version(session, track=track, version_id=version_id,
+                                   fingerprint=fingerprint, artefacts_root=artefacts_root,
+                                   actor="test")
+        return version_id
+
+    return _register

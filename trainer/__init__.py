@@ -1,0 +1,22 @@
+"""The unchanged trainer: one resolved config in, one sealed artefact bundle out.
+
+Knows nothing of the zoo or the registry. Heavy imports (JAX, Flax, Orbax) happen only when
+``load_model`` is called, so importing ``trainer`` (for its config or checksums) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+# Bumped when a change to the trainer changes what a config produces; part of every fingerprint.
+TRAINER_CODE_VERSION = "1"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainer.serving import Predictor
+
+
+def load_model(bundle_dir: Any) -> Predictor:
+    """Verify a bundle's SHA256SUMS, restore its checkpoint and return its predictor."""
+    from trainer.serving import load_model as _load_model
+
+    return _load_model(bundle_dir)

@@ -1,0 +1,99 @@
+"""SHA256SUMS for artefact bundles: write once when a bundle is sealed, verify before any use.
+
+The format is the one `sha256sum` prints and checks (``<hex>  <relative path>``), so a person can
+run ``sha256sum -c SHA256SUMS`` inside a bundle. Verification is strict: every file in the bundle
+must be listed and match, and every listed file must exist; a truncated or edited list fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+SUMS_NAME = "SHA256SUMS"
+_LINE = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
+_CHUNK = 1 << 20
+
+
+class IntegrityError(Exception):
+    """A bundle's files do not match its SHA256SUMS (or the list itself is damaged)."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _bundle_files(bundle_dir: Path) -> list[str]:
+    return sorted(
+        p.relative_to(bundle_dir).as_posix()
+        for p in bundle_dir.rglob("*")
+        if p.is_file() and p.name != SUMS_NAME
+    )
+
+
+def write_sha256sums(bundle_dir: Path) -> Path:
+    """List every file under ``bundle_dir`` with its SHA-256; returns the path of the list."""
+    bundle_dir = Path(bundle_dir)
+    lines = [f"{sha256_file(bundle_dir / rel)}  {rel}\n" for rel in _bundle_files(bundle_dir)]
+    target = bundle_dir / SUMS_NAME
+    target.write_text("".join(lines), encoding="utf-8")
+    return target
+
+
+def read_sha256sums(bundle_dir: Path) -> dict[str, str]:
+    """Parse SHA256SUMS into ``{relative path: hex digest}``; raise on any malformed line."""
+    bundle_dir = Path(bundle_dir)
+    sums_path = bundle_dir / SUMS_NAME
+    if not sums_path.is_file():
+        raise IntegrityError(f"{sums_path}: missing; the bundle was never sealed")
+    try:
+        text = sums_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"{sums_path}: not UTF-8 text ({exc.reason})") from None
+    if not text.endswith("\n"):
+        raise IntegrityError(f"{sums_path}: truncated (no final newline)")
+    listed: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        match = _LINE.match(line)
+        if match is None:
+            raise IntegrityError(f"{sums_path}:{lineno}: malformed line {line[:80]!r}")
+        digest, rel = match.groups()
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            raise IntegrityError(f"{sums_path}:{lineno}: path escapes the bundle: {rel!r}")
+        listed[rel] = digest
+    if not listed:
+        raise IntegrityError(f"{sums_path}: lists no files")
+    return listed
+
+
+def verify_sha256sums(bundle_dir: Path) -> dict[str, str]:
+    """Check every file against SHA256SUMS; return the listing or raise ``IntegrityError``."""
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise IntegrityError(f"{bundle_dir}: bundle directory not found")
+    listed = read_sha256sums(bundle_dir)
+    present = set(_bundle_files(bundle_dir))
+    missing = sorted(set(listed) - present)
+    if missing:
+        raise IntegrityError(f"{bundle_dir}: listed in {SUMS_NAME} but missing: {missing[0]}")
+    unlisted = sorted(present - set(listed))
+    if unlisted:
+        raise IntegrityError(f"{bundle_dir}: not listed in {SUMS_NAME}: {unlisted[0]}")
+    for rel, expected in listed.items():
+        actual = sha256_file(bundle_dir / rel)
+        if actual != expected:
+            raise IntegrityError(
+                f"{bundle_dir}: checksum mismatch for {rel} "
+                f"(expected {expected[:12]}…, found {actual[:12]}…)"
+            )
+    return listed
+
+
+def sums_digest(bundle_dir: Path) -> str:
+    """SHA-256 of the SHA256SUMS file itself: one digest that pins the whole bundle."""
+    return sha256_file(Path(bundle_dir) / SUMS_NAME)
