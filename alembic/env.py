@@ -6,10 +6,10 @@ test) drives Alembic, otherwise from the Podium configuration's database URL.
 
 from __future__ import annotations
 
+from alembic import context
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from alembic import context
 
 target_metadata = SQLModel.metadata
 

@@ -85,3 +85,43 @@ class AuditEntry(SQLModel, table=True):
     forced: bool = Field(default=False)
     request_id: str | None = Field(default=None, sa_type=sa.String(128))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class ShadowScore(SQLModel, table=True):
+    """One settled shadow day of one version: written once, ever (the primary key says so)."""
+
+    __tablename__ = "shadow_score"
+
+    version_id: str = Field(foreign_key="model_version.version_id", primary_key=True,
+                            sa_type=sa.String(80))
+    day: dt.date = Field(primary_key=True, sa_type=sa.Date())
+    gross: float
+    turnover: float
+    cost: float
+    net: float
+    rank_ic: float | None = None
+    n_assets: int
+    settled_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class ShadowLease(SQLModel, table=True):
+    """A named lease: the runner holding it is the only one scoring until it expires."""
+
+    __tablename__ = "shadow_lease"
+
+    name: str = Field(primary_key=True, sa_type=sa.String(64))
+    holder: str = Field(sa_type=sa.String(128))
+    expires_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class ShadowError(SQLModel, table=True):
+    """Why a version was skipped by a shadow run (e.g. its bundle failed verification)."""
+
+    __tablename__ = "shadow_error"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: str = Field(foreign_key="model_version.version_id", index=True,
+                            sa_type=sa.String(80))
+    code: str = Field(sa_type=sa.String(64))
+    message: str = Field(sa_type=sa.Text())
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
