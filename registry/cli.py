@@ -9,6 +9,7 @@ import typer
 from registry import migrations, store
 from registry.console import ConfigOption, console, get_config, new_app, run, table
 from registry.db import make_engine, read_session, translate_db_errors
+from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 
 app = new_app("Podium's model registry: versions, champions, promotions and their audit log.")
@@ -77,6 +78,9 @@ def audit(
           f"{e.from_state or '-'} → {e.to_state}", e.displaced_version_id or "-", e.actor,
           "yes" if e.forced else "", e.reason] for e in rows),
     ))
+
+
+app.command()(leaderboard)
 
 
 def _safe_url(settings) -> str:

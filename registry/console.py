@@ -13,16 +13,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from registry.config import PodiumConfig, load_config
 from registry.errors import PodiumError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 ConfigOption = Annotated[
     Path | None,
@@ -61,13 +63,14 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("PODIUM_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, typer hands back the code of a raised typer.Exit.
+        result = app(args=args, standalone_mode=False)
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:  # usage errors: exit 2
+    except TyperException as exc:  # usage errors (exit 2), bad parameters
         exc.show(file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         return 130
     except PodiumError as exc:
@@ -83,4 +86,4 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
                           "(rerun with --debug for the traceback)", markup=False,
                           soft_wrap=True)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0

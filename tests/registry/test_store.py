@@ -52,6 +52,17 @@ def test_register_is_challenger_first_and_idempotent(engine, artefacts_root, mak
         assert store.list_tracks(session) == ["equities-daily"]
 
 
+def test_details_are_stored_as_strict_json(engine, artefacts_root, make_bundle):
+    version_id, fp = make_bundle("v1-linear")
+    with write_session(engine) as session:
+        store.register_version(session, track="equities-daily", version_id=version_id,
+                               fingerprint=fp, artefacts_root=artefacts_root, actor="zoo",
+                               details={"val_loss": float("nan"), "ok": [1.5, float("inf")]})
+    with read_session(engine) as session:
+        assert store.get_version(session, version_id).details == {"val_loss": None,
+                                                                  "ok": [1.5, None]}
+
+
 def test_same_id_with_another_fingerprint_is_refused(engine, artefacts_root, make_bundle):
     version_id, fp = make_bundle("v1-linear", seed="a")
     with write_session(engine) as session:

@@ -1,0 +1,125 @@
+"""The leaderboard and the gate, read from the database: settled shadow days in, decisions out.
+
+This is the I/O half; the scorer does the maths. A challenger is judged against the current
+champion on the days both were scored since the champion's first day as champion (in market
+days: the first day after the last one settled before its promotion).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from registry.config import PodiumConfig
+from registry.errors import NotFound
+from registry.ids import validate_slug
+from registry.lifecycle import GateOutcome, State
+from registry.models import ModelVersion, ShadowScore
+from registry.store import get_version
+from scorer.gate import evaluate_gate
+from scorer.leaderboard import VersionEntry, cumulative_net_by_version
+from scorer.leaderboard import build_leaderboard as assemble
+from scorer.report import GateDecision
+from scorer.sharpe import daily_sharpe
+
+COLUMNS = ["gross", "turnover", "cost", "net", "rank_ic"]
+
+
+def daily_scores(session: Session, version_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Each version's settled days as a frame indexed by day (empty frames included)."""
+    frames = {v: pd.DataFrame(columns=COLUMNS, index=pd.DatetimeIndex([], name="day"),
+                              dtype=float) for v in version_ids}
+    if not version_ids:
+        return frames
+    rows = session.exec(
+        select(ShadowScore).where(col(ShadowScore.version_id).in_(list(version_ids)))
+        .order_by(col(ShadowScore.version_id), col(ShadowScore.day))
+    ).all()
+    table = pd.DataFrame([{"version_id": r.version_id, "day": pd.Timestamp(r.day),
+                           **{c: getattr(r, c) for c in COLUMNS}} for r in rows])
+    if table.empty:
+        return frames
+    table["rank_ic"] = table["rank_ic"].astype(float)
+    for version_id, group in table.groupby("version_id"):
+        frames[str(version_id)] = group.set_index("day")[COLUMNS].astype(float)
+    return frames
+
+
+def champion_first_day(session: Session, champion: ModelVersion | None) -> dt.date | None:
+    """The champion's first market day as champion: after the last day settled before it won."""
+    if champion is None or champion.champion_since is None:
+        return None
+    last_before = session.exec(
+        select(func.max(ShadowScore.day))
+        .join(ModelVersion, col(ModelVersion.version_id) == col(ShadowScore.version_id))
+        .where(ModelVersion.track == champion.track,
+               col(ShadowScore.settled_at) <= champion.champion_since)
+    ).one()
+    return None if last_before is None else last_before + dt.timedelta(days=1)
+
+
+def decide(session: Session, *, track: str, config: PodiumConfig,
+           spa_reps: int = 1000) -> tuple[GateDecision | None, list[ModelVersion],
+                                          dict[str, pd.DataFrame]]:
+    """Run the gate for every challenger on the track; also return the versions and frames."""
+    validate_slug(track, what="track")
+    versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
+    if not versions:
+        raise NotFound(f"unknown track {track!r}", code="unknown_track")
+    daily = daily_scores(session, [v.version_id for v in versions])
+    champion = next((v for v in versions if v.state == State.CHAMPION.value), None)
+    challengers = [v.version_id for v in versions if v.state == State.CHALLENGER.value]
+    if not challengers:
+        return None, versions, daily
+    trials = [v for v, frame in daily.items() if len(frame) > 1]
+    sharpes = [s for v in trials if np.isfinite(s := daily_sharpe(daily[v]["net"].to_numpy()))]
+    since = champion_first_day(session, champion)
+    decision = evaluate_gate(
+        daily, champion=champion.version_id if champion else None, challengers=challengers,
+        settings=config.gate, since=pd.Timestamp(since) if since else None,
+        k_active=len(challengers), n_trials=max(len(trials), 1),
+        trial_sharpes=sharpes if len(sharpes) > 1 else None, spa_reps=spa_reps,
+    )
+    return decision, versions, daily
+
+
+def gate_outcome(session: Session, *, version_id: str, config: PodiumConfig) -> GateOutcome:
+    """What the gate says about promoting ``version_id`` now (rule 4: only the winner passes)."""
+    version = get_version(session, version_id)
+    decision, _versions, _daily = decide(session, track=version.track, config=config)
+    if decision is None or version.state != State.CHALLENGER.value:
+        return GateOutcome(False, "NOT_A_CHALLENGER", (f"{version_id} is {version.state}",), {})
+    report = decision.report(version_id)
+    record: dict[str, Any] = {**report.to_dict(), "winner": decision.winner,
+                              "winner_reason": decision.winner_reason}
+    reasons = tuple(report.reasons)
+    passed = report.passed and decision.winner == version_id
+    if report.passed and not passed:
+        reasons = (f"passes on its own, but {decision.winner or 'the champion'} is preferred: "
+                   f"{decision.winner_reason}", *reasons)
+    return GateOutcome(passed, str(report.verdict), reasons, record)
+
+
+def build_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:
+    """Champion first, then challengers by verdict and mean net, retired last (JSON-safe)."""
+    decision, versions, daily = decide(session, track=track, config=config)
+    entries = [VersionEntry(v.version_id, v.state, v.spec_name or "-", v.train_cutoff)
+               for v in versions]
+    rows = assemble(entries, daily, decision)
+    curves = cumulative_net_by_version({v: f for v, f in daily.items() if not f.empty})
+    return {
+        "track": track,
+        "winner": decision.winner if decision else None,
+        "winner_reason": decision.winner_reason if decision else None,
+        "spa_pvalue": decision.spa_pvalue if decision else None,
+        "rows": [row.to_dict() for row in rows],
+        "curves": {v: {"days": [d.date().isoformat() for d in s.index],
+                       "cumulative_net": [float(x) for x in s.to_numpy()]}
+                   for v, s in curves.items()},
+    }

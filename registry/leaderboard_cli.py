@@ -1,0 +1,53 @@
+"""``registry leaderboard``: net metrics and the gate's verdict, with its reason, per version."""
+
+from __future__ import annotations
+
+import typer
+
+from registry.console import ConfigOption, console, get_config, table
+from registry.db import make_engine, read_session
+from registry.leaderboard import build_leaderboard
+from registry.store import list_tracks
+
+
+def _pct(value: float | None, scale: float = 1e4, unit: str = "bp") -> str:
+    return "-" if value is None else f"{value * scale:.2f} {unit}"
+
+
+def _num(value: float | None, fmt: str = ".2f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def leaderboard(
+    config: ConfigOption = None,
+    track: str | None = typer.Option(None, help="Only this track (default: every track)."),
+) -> None:
+    """Rank each track's versions on shadow net return, champion first, with the gate verdict."""
+    settings = get_config(config)
+    engine = make_engine(settings.database.url)
+    try:
+        with read_session(engine) as session:
+            tracks = [track] if track else list_tracks(session)
+            boards = [build_leaderboard(session, track=t, config=settings) for t in tracks]
+    finally:
+        engine.dispose()
+    if not boards:
+        console.print("no tracks yet: train some specs with `zoo --all-active`")
+    for board in boards:
+        rows = []
+        for row in board["rows"]:
+            m = row["metrics"]
+            rows.append([row["version_id"], row["state"], m.get("days"),
+                         _pct(m.get("mean_gross")), _pct(m.get("mean_net")),
+                         _num(m.get("net_sharpe")), _num(m.get("mean_turnover"), ".3f"),
+                         _num(m.get("breakeven_cost_bps"), ".1f"),
+                         row.get("verdict") or ("champion" if row["state"] == "champion"
+                                                else "-"),
+                         row.get("reason") or ""])
+        console.print(table(
+            f"track {board['track']}: " + (f"promote {board['winner']}" if board["winner"]
+                                           else "the champion stays"),
+            ["version", "state", "days", "gross/day", "net/day", "net Sharpe", "turnover",
+             "breakeven bps", "verdict", "reason"], rows))
+        if board.get("winner_reason"):
+            console.print(board["winner_reason"], style="dim")

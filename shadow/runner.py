@@ -1,0 +1,192 @@
+"""``shadow run``: predict every pending (version, day), then settle every day whose outcome landed.
+
+For each track's champion and challengers, the days after the version's ``train_cutoff`` that
+have landed and were not yet predicted are predicted in one batch (features by the trainer's own
+code, one jitted call) and written to Parquet *before* any outcome is read. A predicted day ``t``
+settles once day ``t+1`` has landed: gross, turnover, cost and net go into ``shadow_score`` in one
+transaction per version, inserted only if absent — so a (version, day) is scored once, ever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+
+from registry.config import PodiumConfig
+from registry.db import read_session, write_session
+from registry.errors import IntegrityFailure
+from registry.lifecycle import State
+from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
+from scorer.portfolio import quantile_weights, settle_days
+from shadow.lease import acquire_lease, new_holder, release_lease
+from shadow.predictions import PredictionStore
+from trainer import load_model
+from trainer.checksums import IntegrityError
+from trainer.dataset import open_feed
+from trainer.features import compute_features
+
+Progress = Callable[[str, int, int], None]  # (version id, done, total)
+INSERT_CHUNK = 1000  # rows per INSERT (SQLite caps bound parameters per statement)
+
+
+@dataclass
+class VersionOutcome:
+    version_id: str
+    predicted: int = 0
+    settled: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ShadowRun:
+    ran: bool
+    detail: str
+    last_landed: dt.date | None = None
+    versions: list[VersionOutcome] = field(default_factory=list)
+
+    @property
+    def settled(self) -> int:
+        return sum(v.settled for v in self.versions)
+
+
+def shadowed_versions(engine: Engine) -> list[ModelVersion]:
+    """Every track's champion and challengers (retired versions are no longer shadowed)."""
+    with read_session(engine) as session:
+        return list(session.exec(
+            select(ModelVersion)
+            .where(col(ModelVersion.state).in_([State.CHAMPION.value, State.CHALLENGER.value]))
+            .order_by(col(ModelVersion.track), col(ModelVersion.version_id))))
+
+
+def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = None,
+               progress: Progress | None = None) -> ShadowRun:
+    """Score everything pending; stand down if another runner holds the lease."""
+    holder = holder or new_holder()
+    lease_seconds = config.shadow.lease_seconds
+    if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
+        return ShadowRun(False, "another runner holds the shadow lease; nothing done")
+    try:
+        feed = open_feed(config.datasets_root, config.market)
+        returns = feed.returns()
+        if returns.empty:
+            return ShadowRun(True, "no market days have landed yet")
+        context = _Context(config, engine, returns, PredictionStore(
+            config.artefacts_root / "shadow" / "predictions"))
+        versions = shadowed_versions(engine)
+        outcomes = []
+        for done, version in enumerate(versions):
+            if progress is not None:
+                progress(version.version_id, done, len(versions))
+            if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
+                return ShadowRun(False, "lost the shadow lease mid-run; stopped",
+                                 context.last_day, outcomes)
+            outcomes.append(context.shadow_version(version))
+        if progress is not None and versions:
+            progress("", len(versions), len(versions))
+        return ShadowRun(True, "ok", context.last_day, outcomes)
+    finally:
+        release_lease(engine, holder=holder)
+
+
+class _Context:
+    """One run's view of the landed market, shared by every version it scores."""
+
+    def __init__(self, config: PodiumConfig, engine: Engine, returns: pd.DataFrame,
+                 predictions: PredictionStore) -> None:
+        self.config, self.engine, self.predictions = config, engine, predictions
+        self.returns = returns
+        self.days: list[dt.date] = [d.date() for d in pd.DatetimeIndex(returns.index)]
+        self.position = {day: k for k, day in enumerate(self.days)}
+        self.assets = [str(a) for a in returns.columns]
+        self.matrix = returns.to_numpy(dtype=np.float64)
+        self._features: dict[Any, np.ndarray] = {}
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.days[-1]
+
+    def shadow_version(self, version: ModelVersion) -> VersionOutcome:
+        outcome = VersionOutcome(version.version_id)
+        try:
+            outcome.predicted = self._predict(version)
+            outcome.settled = self._settle(version)
+        except (IntegrityError, IntegrityFailure) as exc:
+            outcome.error = str(exc)
+            self._record_error(version, "integrity_failure", str(exc))
+        return outcome
+
+    def _predict(self, version: ModelVersion) -> int:
+        done = set(self.predictions.predicted_days(version.track, version.version_id))
+        pending = [d for d in self.days if d > version.train_cutoff and d not in done]
+        if not pending:
+            return 0
+        predictor = load_model(self.config.artefacts_root / version.bundle_path)
+        features = self._features_for(predictor.config)
+        rows = [self.position[d] for d in pending]
+        scores = np.asarray(predictor.predict(features[rows]), dtype=np.float64)
+        weights = quantile_weights(scores, self.config.shadow.portfolio.quantile)
+        self.predictions.write(version.track, version.version_id, days=pending,
+                               assets=self.assets, scores=scores, weights=weights)
+        return len(pending)
+
+    def _features_for(self, train_config) -> np.ndarray:
+        key = (train_config.residual_momentum, train_config.xsec_demean)
+        if key not in self._features:
+            self._features[key] = compute_features(self.matrix, train_config)
+        return self._features[key]
+
+    def _settle(self, version: ModelVersion) -> int:
+        predicted = self.predictions.predicted_days(version.track, version.version_id)
+        with read_session(self.engine) as session:
+            settled = set(session.exec(select(ShadowScore.day).where(
+                ShadowScore.version_id == version.version_id)))
+        ready = [d for d in predicted if d not in settled and d in self.position
+                 and self.position[d] + 1 < len(self.days)]
+        if not ready:
+            return 0
+        index = {day: k for k, day in enumerate(predicted)}
+        first = index[ready[0]]
+        previous_day = predicted[first - 1] if first > 0 else None
+        wanted = ([previous_day] if previous_day else []) + ready
+        scores, weights = self.predictions.read(version.track, version.version_id, wanted,
+                                                self.assets)
+        if previous_day is not None:
+            previous_weights, scores = weights[0], scores[1:]
+        else:
+            previous_weights = None
+        next_rows = [self.position[d] + 1 for d in ready]
+        result = settle_days(scores, self.matrix[next_rows], previous_weights,
+                             self.config.shadow.portfolio)
+        now = utcnow()
+        rows = [{"version_id": version.version_id, "day": day, "gross": float(result.gross[k]),
+                 "turnover": float(result.turnover[k]), "cost": float(result.cost[k]),
+                 "net": float(result.net[k]),
+                 "rank_ic": _finite(result.rank_ic[k]),
+                 "n_assets": int(np.isfinite(scores[k]).sum()), "settled_at": now}
+                for k, day in enumerate(ready)]
+        with write_session(self.engine) as session:  # all of this version's days, or none
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            for start in range(0, len(rows), INSERT_CHUNK):
+                session.exec(insert(ShadowScore).values(rows[start:start + INSERT_CHUNK])
+                             .on_conflict_do_nothing(index_elements=["version_id", "day"]))
+            session.commit()
+        return len(rows)
+
+    def _record_error(self, version: ModelVersion, code: str, message: str) -> None:
+        with write_session(self.engine) as session:
+            session.add(ShadowError(version_id=version.version_id, code=code, message=message))
+            session.commit()
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,62 @@
+"""The scheduled shadow job: APScheduler on the cron in ``shadow.schedule``.
+
+The same job runs in ``shadow schedule`` (foreground) and inside ``registry serve``: let
+``feed_days_per_tick`` synthetic days land (0 for a real feed), then ``run_shadow``. Missed runs
+coalesce into one, one instance at a time per process, and the database lease keeps replicas from
+scoring the same day.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+from registry.config import PodiumConfig
+from registry.errors import ConfigError
+from shadow.runner import ShadowRun, run_shadow
+from trainer.dataset import land_days
+
+log = logging.getLogger("podium.shadow")
+JOB_ID = "podium-shadow"
+
+
+def shadow_tick(config: PodiumConfig, engine: Engine) -> ShadowRun:
+    """One scheduled tick: land the configured days, then score everything pending."""
+    if config.shadow.feed_days_per_tick:
+        landed = land_days(config.datasets_root, config.market, config.shadow.feed_days_per_tick)
+        log.info("landed %d market day(s)", len(landed))
+    result = run_shadow(config, engine)
+    log.info("shadow run: %s, %d day(s) settled", result.detail, result.settled)
+    return result
+
+
+def trigger(config: PodiumConfig) -> CronTrigger:
+    try:
+        return CronTrigger.from_crontab(config.shadow.schedule, timezone="UTC")
+    except ValueError as exc:
+        raise ConfigError(f"shadow.schedule {config.shadow.schedule!r} is not a cron "
+                          f"expression (minute hour day month weekday): {exc}") from None
+
+
+def add_shadow_job(scheduler: BaseScheduler, config: PodiumConfig, engine: Engine) -> None:
+    scheduler.add_job(shadow_tick, trigger(config), args=(config, engine), id=JOB_ID,
+                      coalesce=True, max_instances=1, misfire_grace_time=None,
+                      replace_existing=True)
+
+
+def background_scheduler(config: PodiumConfig, engine: Engine) -> BackgroundScheduler:
+    """For ``registry serve``: start() it in the app's lifespan, shutdown() on the way out."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_shadow_job(scheduler, config, engine)
+    return scheduler
+
+
+def blocking_scheduler(config: PodiumConfig, engine: Engine) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC")
+    add_shadow_job(scheduler, config, engine)
+    return scheduler

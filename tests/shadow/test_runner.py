@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sqlmodel import select
+
+from registry import store
+from registry.db import read_session
+from registry.models import ShadowError, ShadowScore
+from shadow.lease import acquire_lease, release_lease
+from shadow.predictions import PredictionStore
+from shadow.runner import _Context, run_shadow, shadowed_versions
+from tests.conftest import REPO
+from tests.zoo.conftest import TINY
+from trainer.dataset import land_days, open_feed
+
+pytestmark = pytest.mark.slow
+
+
+def scores(engine) -> pd.DataFrame:
+    with read_session(engine) as session:
+        rows = session.exec(select(ShadowScore)).all()
+    return pd.DataFrame([r.model_dump() for r in rows])
+
+
+def eligible(config, version_id: str, engine) -> list:
+    with read_session(engine) as session:
+        cutoff = store.get_version(session, version_id).train_cutoff
+    days = open_feed(config.datasets_root, config.market).landed_days()
+    return [d for d in days[:-1] if d > cutoff]  # the last landed day awaits its outcome
+
+
+def test_run_scores_every_eligible_day_once(shadow_env) -> None:
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 30)
+    first = run_shadow(config, engine)
+    assert first.ran and first.settled == 29 * len(versions)
+    table = scores(engine)
+    for version_id in versions:
+        days = sorted(table[table.version_id == version_id]["day"])
+        assert days == eligible(config, version_id, engine)
+    again = run_shadow(config, engine)
+    assert again.settled == 0 and all(v.predicted == 0 for v in again.versions)
+    assert len(scores(engine)) == len(table)
+    land_days(config.datasets_root, config.market, 5)
+    later = run_shadow(config, engine)
+    assert {v.settled for v in later.versions} == {5}
+    assert {v.predicted for v in later.versions} == {5}
+
+
+def test_settled_numbers_follow_from_stored_predictions(shadow_env) -> None:
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 12)
+    run_shadow(config, engine)
+    version_id = versions[0]
+    directory = PredictionStore(config.artefacts_root / "shadow/predictions").directory(
+        config.track, version_id)
+    predictions = pq.read_table(directory).to_pandas()
+    returns = open_feed(config.datasets_root, config.market).returns()
+    days = sorted(predictions["day"].unique())
+    row = scores(engine).set_index(["version_id", "day"]).loc[version_id]
+    bps = config.shadow.portfolio.cost_bps
+    for k, day in enumerate(days[:-1]):
+        today = predictions[predictions.day == day].set_index("asset")["weight"]
+        assert today[today > 0].sum() == pytest.approx(1) and today[today < 0].sum() == \
+            pytest.approx(-1)
+        next_day = returns.index[returns.index.get_loc(pd.Timestamp(day)) + 1]
+        gross = float((today * returns.loc[next_day, today.index]).sum())
+        previous = (predictions[predictions.day == days[k - 1]].set_index("asset")["weight"]
+                    if k else today)
+        turnover = float((today - previous.reindex(today.index)).abs().sum())
+        stored = row.loc[day]
+        assert stored["gross"] == pytest.approx(gross, abs=1e-12)
+        assert stored["turnover"] == pytest.approx(turnover, abs=1e-9)
+        assert stored["cost"] == pytest.approx(turnover * bps / 1e4, abs=1e-12)
+        assert stored["net"] == pytest.approx(gross - turnover * bps / 1e4, abs=1e-12)
+    assert row.loc[days[0], "turnover"] == 0  # a version's first book is not charged
+
+
+def test_a_corrupt_bundle_is_skipped_with_a_recorded_error(shadow_env) -> None:
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 10)
+    broken = versions[0]
+    with read_session(engine) as session:
+        bundle = config.artefacts_root / store.get_version(session, broken).bundle_path
+    target = next(p for p in sorted((bundle / "checkpoint").rglob("*")) if p.is_file()
+                  and p.stat().st_size > 0)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    result = run_shadow(config, engine)
+    outcome = {v.version_id: v for v in result.versions}
+    assert "checksum mismatch" in outcome[broken].error
+    assert outcome[versions[1]].settled == 9 and outcome[versions[1]].error is None
+    with read_session(engine) as session:
+        errors = session.exec(select(ShadowError)).all()
+    assert [(e.version_id, e.code) for e in errors] == [(broken, "integrity_failure")]
+    assert set(scores(engine)["version_id"]) == {versions[1]}
+
+
+def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) -> None:
+    """A run killed after predicting (before settling) left no score; the next run finishes."""
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 8)
+    feed = open_feed(config.datasets_root, config.market)
+    context = _Context(config, engine, feed.returns(),
+                       PredictionStore(config.artefacts_root / "shadow/predictions"))
+    for version in shadowed_versions(engine):
+        assert context._predict(version) == 8
+    assert scores(engine).empty
+    result = run_shadow(config, engine)
+    assert {v.predicted for v in result.versions} == {0}
+    assert {v.settled for v in result.versions} == {7}
+
+
+def test_the_lease_admits_one_runner(shadow_env) -> None:
+    config, engine, _ = shadow_env
+    assert acquire_lease(engine, holder="a", seconds=60) is not None
+    assert acquire_lease(engine, holder="b", seconds=60) is None
+    assert acquire_lease(engine, holder="a", seconds=60) is not None  # renewal
+    skipped = run_shadow(config, engine, holder="b")
+    assert not skipped.ran and "another runner holds the shadow lease" in skipped.detail
+    release_lease(engine, holder="a")
+    assert acquire_lease(engine, holder="b", seconds=0.0) is not None  # expires at once
+    assert acquire_lease(engine, holder="a", seconds=60) is not None  # expired: taken over
+    release_lease(engine, holder="a")
+
+
+def test_two_runner_processes_at_once_score_each_day_once(shadow_env, db_url) -> None:
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 25)
+    env = {**os.environ, "PODIUM_DATABASE_URL": db_url,
+           "PODIUM_ARTEFACTS_ROOT": str(config.artefacts_root), "WANDB_MODE": "disabled"}
+    shadow = str(Path(sys.executable).parent / "shadow")
+    runners = [subprocess.Popen([shadow, "run", "--config", str(TINY)], env=env, cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [r.communicate(timeout=180) for r in runners]
+    assert [r.returncode for r in runners] == [0, 0], outputs
+    table = scores(engine)
+    assert len(table) == 24 * len(versions)
+    assert not table.duplicated(["version_id", "day"]).any()
+    assert np.isfinite(table[["gross", "turnover", "cost", "net"]].to_numpy()).all()

@@ -1,0 +1,114 @@
+"""The sealed bundle: contents, checksums, and reloading to the same predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import yaml
+from flax import nnx
+
+from trainer import TRAINER_CODE_VERSION, load_model
+from trainer.checksums import IntegrityError, read_sha256sums, verify_sha256sums
+from trainer.dataset import open_feed
+from trainer.train import fit
+from trainer.window import build_training_data
+
+EXPECTED_TOP_LEVEL = {
+    "checkpoint",
+    "metadata.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "summary.yaml",
+    "tensorboard",
+    "SHA256SUMS",
+}
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_bundle_holds_exactly_the_designed_files(bundles: dict, model: str) -> None:
+    bundle, result, config = bundles[model]
+    assert {p.name for p in bundle.iterdir()} == EXPECTED_TOP_LEVEL
+    assert not list(bundle.parent.glob(".*partial*"))  # the staging directory was renamed
+    listed = read_sha256sums(bundle)
+    assert "metadata.json" in listed and any(p.startswith("checkpoint/") for p in listed)
+    assert any(p.startswith("tensorboard/events.out.tfevents") for p in listed)
+    verify_sha256sums(bundle)
+
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert metadata["resolved_config"] == config.model_dump(mode="json")
+    assert metadata["spec_name"] == "tiny-test"
+    assert metadata["dataset"]["fingerprint"] == result["dataset_fingerprint"]
+    assert metadata["seeds"] == {"train": 0, "market": config.train.market.seed}
+    assert metadata["code"]["trainer_code_version"] == TRAINER_CODE_VERSION
+    assert {"python", "jax", "flax", "devices"} <= set(metadata["environment"])
+    assert metadata["architecture"]["model"] == model
+    assert metadata["architecture"]["params"] == result["model_params"]
+    assert metadata["feature_names"][0] == "ret_1d"
+    assert metadata["training_window"]["train_cutoff"] == result["train_cutoff"]
+
+    rows = [json.loads(line) for line in (bundle / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(set(row) == {"step", "split", "metric", "value"} for row in rows)
+    assert {("val", "rank_ic"), ("val", "loss"), ("train", "loss")} <= {
+        (row["split"], row["metric"]) for row in rows
+    }
+    with open(bundle / "metrics.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
+
+    summary = yaml.safe_load((bundle / "summary.yaml").read_text())
+    assert summary["best"]["val_loss"] == pytest.approx(result["val_loss"])
+    assert summary["early_stopping_step"] == result["best_step"]
+    assert summary["training_duration_seconds"] >= 0
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_reload_gives_the_predictions_from_before_saving(bundles: dict, model: str) -> None:
+    bundle, _, config = bundles[model]
+    feed = open_feed(config.run.datasets_root, config.train.market)
+    returns = feed.returns()
+    data = build_training_data(returns, config.train)
+    # training is deterministic, so refitting gives the very model that was saved
+    fitted = fit(config.train, data, _Silent(), deadline=time.monotonic() + 600)
+    before = np.asarray(fitted.model(data.x_val))
+
+    predictor = load_model(bundle)
+    restored = jax.tree.leaves(nnx.state(predictor.model, nnx.Param))
+    for saved, reloaded in zip(
+        jax.tree.leaves(nnx.state(fitted.model, nnx.Param)), restored, strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(reloaded), np.asarray(saved))
+    # jitted vs eager evaluation of the same weights: equal up to float32 rounding
+    np.testing.assert_allclose(predictor.predict(data.x_val), before, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict(data.x_val[3]), before[3], rtol=1e-5, atol=1e-6)
+
+    scored = predictor.score_days(returns, returns.index[-4:])
+    features = predictor.features(returns)[-4:]
+    np.testing.assert_allclose(scored.to_numpy(), predictor.predict(features), rtol=1e-6)
+    assert list(scored.columns) == list(returns.columns)
+    with pytest.raises(ValueError, match="features must be"):
+        predictor.predict(np.zeros((5, 2)))
+
+
+def test_a_flipped_byte_is_refused(bundles: dict, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundles["linear"][0], copy)
+    victim = next(
+        p for p in sorted((copy / "checkpoint").rglob("*")) if p.is_file() and p.stat().st_size > 0
+    )
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        load_model(copy)
+
+
+class _Silent:
+    def log(self, step: int, split: str, values: dict) -> None:
+        pass

@@ -1,0 +1,132 @@
+"""The artefact bundle: built in a temporary sibling, sealed with SHA256SUMS, renamed into place.
+
+Layout (DESIGN.md, "Artefact bundle")::
+
+    checkpoint/      Orbax: {"model", "optimizer", "step"}
+    metadata.json    config, dataset, seeds, code, environment, architecture, window, metrics
+    metrics.jsonl    rows {step, split, metric, value}
+    metrics.csv      the same rows
+    summary.yaml     best metrics, early-stopping step, training duration
+    tensorboard/     event files
+    SHA256SUMS       every file above (written last)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from trainer.checksums import write_sha256sums
+from trainer.config import ResolvedConfig
+from trainer.dataset import dataset_dir, dataset_fingerprint
+from trainer.provenance import code_version, environment
+from trainer.window import TARGET_SCALE, TrainingData
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainer.train import FitResult
+
+METADATA_SCHEMA_VERSION = 1
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be written where it was asked to go."""
+
+
+def prepare_staging(out: Path) -> Path:
+    """Refuse a non-empty ``out``; return a fresh temporary sibling to build the bundle in."""
+    out = Path(out).absolute()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BundleError(f"--out {out} already exists and is not empty; refusing to overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    return staging
+
+
+def discard_staging(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def seal_bundle(staging: Path, out: Path) -> Path:
+    """Write SHA256SUMS last, then rename the finished bundle into place."""
+    out = Path(out).absolute()
+    write_sha256sums(staging)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty directory made for us is fine to replace
+    os.rename(staging, out)
+    return out
+
+
+def write_descriptors(
+    staging: Path,
+    *,
+    config: ResolvedConfig,
+    data: TrainingData,
+    fitted: FitResult,
+    architecture: dict,
+    wall_seconds: float,
+) -> None:
+    """``metadata.json`` and ``summary.yaml``."""
+    train = config.train
+    metrics_summary = {
+        **fitted.best,
+        "best_step": fitted.best_step,
+        "best_epoch": fitted.best_epoch,
+        "steps_completed": fitted.steps_completed,
+        "epochs_completed": fitted.epochs_completed,
+        "stopped_early": fitted.stopped_early,
+    }
+    metadata = {
+        "schema_version": METADATA_SCHEMA_VERSION,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "resolved_config": config.model_dump(mode="json"),
+        "train_config": train.model_dump(mode="json"),
+        "spec_name": config.run.spec_name,
+        "overrides": config.run.overrides,
+        "experiment": config.run.experiment,
+        "dataset": {
+            "name": train.market.name,
+            "fingerprint": dataset_fingerprint(train.market),
+            "path": str(dataset_dir(config.run.datasets_root, train.market)),
+        },
+        "seeds": {"train": train.seed, "market": train.market.seed},
+        "code": code_version(),
+        "environment": environment(),
+        "architecture": architecture,
+        "feature_names": data.feature_names,
+        "target": {
+            "forward_days": train.forward_days,
+            "scale": TARGET_SCALE,
+            "xsec_demean": train.xsec_demean,
+        },
+        "training_window": data.window(),
+        "metrics": metrics_summary,
+        "training_seconds": round(fitted.train_seconds, 3),
+    }
+    (staging / "metadata.json").write_text(
+        json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    summary = {
+        "best": {
+            "val_loss": fitted.best["val_loss"],
+            "val_rank_ic": fitted.best["val_rank_ic"],
+            "train_loss": fitted.best["train_loss"],
+        },
+        "early_stopping_step": fitted.best_step,
+        "best_epoch": fitted.best_epoch,
+        "epochs_completed": fitted.epochs_completed,
+        "steps_completed": fitted.steps_completed,
+        "stopped_early": fitted.stopped_early,
+        "training_duration_seconds": round(fitted.train_seconds, 3),
+        "wall_time_seconds": round(wall_seconds, 3),
+        "train_cutoff": data.train_cutoff.isoformat(),
+    }
+    (staging / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))

@@ -1,0 +1,69 @@
+"""The scorers: Flax NNX modules mapping ``[..., features]`` to one score per asset."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from trainer.config import TrainConfig
+
+
+class LinearScorer(nnx.Module):
+    """A score that is a weighted sum of the features."""
+
+    def __init__(self, n_features: int, *, rngs: nnx.Rngs) -> None:
+        self.head = nnx.Linear(n_features, 1, rngs=rngs)
+
+    def __call__(self, features: jax.Array) -> jax.Array:
+        return self.head(features)[..., 0]
+
+
+class MLPScorer(nnx.Module):
+    """A multilayer perceptron (GELU) with a linear head."""
+
+    def __init__(self, n_features: int, hidden_sizes: tuple[int, ...], *, rngs: nnx.Rngs) -> None:
+        sizes = (n_features, *hidden_sizes)
+        self.hidden = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        )
+        self.head = nnx.Linear(sizes[-1], 1, rngs=rngs)
+
+    def __call__(self, features: jax.Array) -> jax.Array:
+        hidden = features
+        for layer in self.hidden:
+            hidden = nnx.gelu(layer(hidden))
+        return self.head(hidden)[..., 0]
+
+
+Scorer = LinearScorer | MLPScorer
+
+
+def build_model(config: TrainConfig, n_features: int, *, seed: int | None = None) -> Scorer:
+    """The scorer ``config.model`` names, initialised from ``seed`` (default: ``config.seed``)."""
+    rngs = nnx.Rngs(params=config.seed if seed is None else seed)
+    if config.model == "linear":
+        return LinearScorer(n_features, rngs=rngs)
+    return MLPScorer(n_features, tuple(config.hidden_sizes), rngs=rngs)
+
+
+def count_params(model: nnx.Module) -> int:
+    return int(sum(jnp.size(leaf) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+def architecture_summary(model: nnx.Module, config: TrainConfig, feature_names: list[str]) -> dict:
+    """A version-independent description of the model (no weights)."""
+    layers = [len(feature_names)]
+    if config.model == "mlp":
+        layers += list(config.hidden_sizes)
+    layers.append(1)
+    return {
+        "model": config.model,
+        "class": type(model).__name__,
+        "layer_sizes": layers,
+        "activation": "gelu" if config.model == "mlp" else None,
+        "params": count_params(model),
+        "n_features": len(feature_names),
+        "feature_names": list(feature_names),
+        "output": f"score ~ forward return over {config.forward_days} day(s), in percent",
+    }

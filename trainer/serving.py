@@ -1,0 +1,98 @@
+"""Serving a bundle: verify it, restore it, score with the same feature code as training."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from flax import nnx
+
+from trainer.checkpoint import restore_checkpoint
+from trainer.checksums import IntegrityError, verify_sha256sums
+from trainer.config import TrainConfig
+from trainer.features import compute_features, feature_names
+from trainer.models import Scorer
+
+
+class Predictor:
+    """A restored model: ``predict(features) -> scores``, one jitted call for many days."""
+
+    def __init__(self, model: Scorer, config: TrainConfig, metadata: dict, bundle_dir: Path):
+        self.config = config
+        self.metadata = metadata
+        self.bundle_dir = bundle_dir
+        self.feature_names: list[str] = list(metadata["feature_names"])
+        self.train_cutoff = dt.date.fromisoformat(metadata["training_window"]["train_cutoff"])
+        self.model = model
+        graphdef, self._state = nnx.split(model)
+
+        @jax.jit
+        def score(state: nnx.State, features: jax.Array) -> jax.Array:
+            return nnx.merge(graphdef, state)(jnp.nan_to_num(features))
+
+        self._score = score
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Scores for ``[assets, features]`` or ``[days, assets, features]``.
+
+        Missing features (NaN) count as the cross-sectional average (0 after normalisation).
+        Higher score: higher expected forward return.
+        """
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim not in (2, 3) or features.shape[-1] != len(self.feature_names):
+            raise ValueError(
+                f"features must be [assets, {len(self.feature_names)}] or "
+                f"[days, assets, {len(self.feature_names)}] ({', '.join(self.feature_names)}); "
+                f"got shape {features.shape}"
+            )
+        return np.asarray(self._score(self._state, features))
+
+    def features(self, returns: pd.DataFrame) -> np.ndarray:
+        """``[days, assets, features]`` from wide daily returns, by the training code."""
+        return compute_features(returns.to_numpy(dtype=np.float64), self.config)
+
+    def score_days(
+        self, returns: pd.DataFrame, days: Iterable[dt.date] | None = None
+    ) -> pd.DataFrame:
+        """Scores (index: day, columns: assets) for ``days`` (default: the last day given).
+
+        ``returns`` is the wide history (index: dates, columns: assets) up to at least each
+        day to score; a day's features use returns on or before it only.
+        """
+        index = pd.DatetimeIndex(returns.index)
+        wanted = [index[-1]] if days is None else [pd.Timestamp(day) for day in days]
+        positions = index.get_indexer(wanted)
+        if (positions < 0).any():
+            missing = [str(w.date()) for w, p in zip(wanted, positions, strict=True) if p < 0]
+            raise KeyError(f"no returns for day(s) {', '.join(missing)}")
+        last = int(positions.max())
+        features = self.features(returns.iloc[: last + 1])[positions]
+        scores = self.predict(features)
+        return pd.DataFrame(
+            scores, index=pd.DatetimeIndex(wanted, name="date"), columns=returns.columns
+        )
+
+
+def load_model(bundle_dir: str | Path) -> Predictor:
+    """Verify SHA256SUMS, restore the Orbax checkpoint, return a :class:`Predictor`.
+
+    Raises :class:`trainer.checksums.IntegrityError` when any file differs from its checksum.
+    """
+    bundle_dir = Path(bundle_dir)
+    verify_sha256sums(bundle_dir)
+    metadata = json.loads((bundle_dir / "metadata.json").read_text(encoding="utf-8"))
+    config = TrainConfig.model_validate(metadata["train_config"])
+    names = feature_names(config)
+    if names != metadata["feature_names"]:
+        raise IntegrityError(
+            f"{bundle_dir}: bundle features {metadata['feature_names']} differ from what this "
+            f"trainer computes {names}; retrain with this trainer version"
+        )
+    model, _, _ = restore_checkpoint(bundle_dir / "checkpoint", config, len(names))
+    return Predictor(model, config, metadata, bundle_dir)

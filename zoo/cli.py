@@ -1,0 +1,108 @@
+"""``zoo``: list the model specs, train one, or train every active one.
+
+Exit codes: 0 when every spec it ran succeeded (or was already registered), 1 when any failed
+or timed out, 2 on bad usage or configuration (unknown spec, retired spec, disallowed key).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from registry import store
+from registry.config import ModelSpec, PodiumConfig
+from registry.console import ConfigOption, console, fail, get_config, new_app, run, table
+from registry.db import make_engine, read_session
+from registry.errors import ConfigError
+from zoo.runner import run_spec
+from zoo.runs import RunRecord, last_runs_by_spec
+from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
+
+app = new_app("Podium's model zoo: train declarative variants through the unchanged trainer "
+              "and register each as a challenger (never touching the champion).")
+
+OK_STATUSES = {"registered", "skipped", "retrained"}
+
+
+@app.command()
+def main(
+    config: ConfigOption = None,
+    list_specs: bool = typer.Option(False, "--list", help="Show the specs and their versions."),
+    spec: str | None = typer.Option(None, "--spec", help="Train this spec."),
+    all_active: bool = typer.Option(False, "--all-active", help="Train every active spec, "
+                                    "one after another."),
+    force: bool = typer.Option(False, "--force", help="Train even if this exact fingerprint "
+                               "is already registered."),
+) -> None:
+    """List specs (--list), train one (--spec NAME) or all active ones (--all-active)."""
+    if sum([list_specs, spec is not None, all_active]) != 1:
+        raise fail("choose exactly one of --list, --spec NAME, --all-active", exit_code=2)
+    settings = get_config(config)
+    check_all_specs(settings)
+    engine = make_engine(settings.database.url)
+    try:
+        if list_specs:
+            _list(settings, engine)
+            return
+        if spec is not None:
+            chosen = find_spec(settings, spec)
+            if chosen.status != "active":
+                raise ConfigError(f"spec {spec!r} is retired; retired specs are never trained "
+                                  "(set its status to active to train it again)",
+                                  code="spec_retired")
+            specs = [chosen]
+        else:
+            specs = active_specs(settings)
+        records = [_run_one(settings, s, engine=engine, force=force) for s in specs]
+    finally:
+        engine.dispose()
+    console.print(table("zoo run summary", ["spec", "result", "version", "time", "detail"],
+                        ([r.spec, r.status, r.version_id, f"{r.duration_seconds:.1f} s",
+                          r.message] for r in records)))
+    if any(r.status not in OK_STATUSES for r in records):
+        raise typer.Exit(1)
+
+
+def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool) -> RunRecord:
+    budget = settings.trainer.time_budget_seconds
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[log]}", style="dim"))
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"training {spec.name}", total=budget, log="")
+
+        def progress(_name: str, elapsed: float, last_line: str) -> None:
+            bar.update(task, completed=min(elapsed, budget), log=last_line[-60:])
+
+        record = run_spec(settings, spec, engine=engine, force=force, progress=progress)
+    style = "green" if record.status in OK_STATUSES else "red"
+    console.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
+                  f"({record.duration_seconds:.1f} s) {record.message}")
+    return record
+
+
+def _list(settings: PodiumConfig, engine) -> None:
+    latest: dict[str, tuple[str, str]] = {}
+    with read_session(engine) as session:
+        for version in reversed(store.list_versions(session, track=settings.track,
+                                                    limit=store.MAX_PAGE)):
+            if version.spec_name:
+                latest[version.spec_name] = (version.version_id, version.state)
+    last_runs = last_runs_by_spec(settings.artefacts_root)
+    rows = []
+    for s in settings.model_specs:
+        version_id, state = latest.get(s.name, ("-", "-"))
+        run_info = last_runs.get(s.name)
+        last = f"{run_info['status']} {run_info['started_at']:%Y-%m-%d %H:%M}" if run_info \
+            else "-"
+        overrides = ", ".join(f"{k}={v}" for k, v in s.overrides.items()) or "-"
+        rows.append([s.name, s.status, overrides, version_id, state, last])
+    console.print(table(f"{len(rows)} spec(s) on track {settings.track}",
+                        ["spec", "status", "overrides", "latest version", "state", "last run"],
+                        rows))
+    console.print(f"allowed override keys: {', '.join(ALLOWED)}", style="dim")
+
+
+def entry() -> None:
+    sys.exit(run(app))

@@ -1,0 +1,220 @@
+"""Run one spec: resolve it, train it in a child process with a hard deadline, register it.
+
+The trainer runs as ``python -m trainer --config-file RESOLVED.json --out STAGING`` in its own
+process group (killed whole at ``time_budget_seconds + 15``, and with the zoo if the zoo dies:
+see ``zoo.deathsig``).
+Its bundle lands in ``runs/<run_id>/bundle``; only after the result line parses and SHA256SUMS
+verifies is it renamed to ``models/<track>/<version_id>`` and registered as a challenger. So an
+incomplete run never leaves a bundle where a sealed one would be, and never registers anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from registry import store
+from registry.config import ModelSpec, PodiumConfig
+from registry.db import read_session, write_session
+from registry.errors import IntegrityFailure, PodiumError
+from registry.integrity import bundle_dir, verify_bundle
+from trainer.dataset import dataset_fingerprint, ensure_dataset, open_feed
+from zoo.runs import RunRecord, append_run
+from zoo.specs import ResolvedSpec, resolve_spec
+
+TRAINER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "trainer")
+HARD_KILL_GRACE_SECONDS = 15.0
+POLL_SECONDS = 0.25
+
+Progress = Callable[[str, float, str], None]  # (spec name, elapsed seconds, last log line)
+
+
+@dataclass(frozen=True)
+class TrainerResult:
+    status: str  # ok | failed | timeout
+    payload: dict[str, Any]
+    message: str
+
+
+def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bool = False,
+             trainer_command: Sequence[str] = TRAINER_COMMAND,
+             progress: Progress | None = None) -> RunRecord:
+    """Train and register one spec; always returns (and records) what happened."""
+    started, clock = dt.datetime.now(dt.UTC), time.monotonic()
+    run_id = f"{started:%Y%m%dT%H%M%S}-{spec.name}-{secrets.token_hex(3)}"
+    resolved = resolve_for_data(config, spec)
+    record = RunRecord(run_id=run_id, spec=spec.name, version_id=resolved.version_id,
+                       status="failed", started_at=started, duration_seconds=0.0,
+                       train_cutoff=resolved.train_cutoff)
+    try:
+        _run(config, resolved, record, engine=engine, force=force,
+             trainer_command=trainer_command, progress=progress)
+    except PodiumError as exc:
+        record.status, record.message = "failed", exc.detail
+    except OSError as exc:  # disk full, read-only root, …: this spec fails, the zoo goes on
+        record.status, record.message = "failed", f"{exc.strerror or exc}: {exc.filename or ''}"
+    finally:
+        record.duration_seconds = round(time.monotonic() - clock, 3)
+        append_run(config.artefacts_root, record)
+    return record
+
+
+def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
+    """Resolve a spec against the market as it has landed (creating the dataset if needed)."""
+    ensure_dataset(config.datasets_root, config.market)
+    landed = open_feed(config.datasets_root, config.market).landed_days()
+    return resolve_spec(config, spec, train_cutoff=landed[-1],
+                        dataset_fingerprint=dataset_fingerprint(config.market))
+
+
+def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, engine: Engine,
+         force: bool, trainer_command: Sequence[str], progress: Progress | None) -> None:
+    final = bundle_dir(config.artefacts_root, track=config.track,
+                       version_id=resolved.version_id)
+    with read_session(engine) as session:
+        existing = store.find_by_fingerprint(session, resolved.fingerprint)
+    if existing is not None and not force:
+        record.status = "skipped"
+        record.message = f"already registered as {existing.version_id} ({existing.state})"
+        record.bundle_path = str(final)
+        return
+    if existing is None and final.is_dir():
+        # A sealed bundle whose registration was interrupted: verify it and finish the job.
+        verify_bundle(final)
+        _register(config, resolved, engine=engine, details={"recovered": True})
+        record.status, record.bundle_path = "registered", str(final)
+        record.message = "registered a sealed bundle left by an interrupted run"
+        return
+    run_dir = config.artefacts_root / "runs" / record.run_id
+    run_dir.mkdir(parents=True)
+    staged = run_dir / "bundle"
+    record.log_path = str(run_dir / "trainer.log")
+    result = run_trainer(config, resolved, run_dir=run_dir, out=staged,
+                         trainer_command=trainer_command, progress=progress)
+    record.metrics = {k: v for k, v in result.payload.items() if k.startswith("val_")}
+    if result.status != "ok":
+        record.status, record.message = result.status, result.message
+        return
+    try:
+        verify_bundle(staged)
+    except IntegrityFailure as exc:
+        record.status, record.message = "failed", f"the trainer's bundle is not sealed: {exc}"
+        return
+    if existing is not None:  # forced: keep the registered bundle, keep this one for comparison
+        record.status, record.bundle_path = "retrained", str(staged)
+        record.message = f"retrained {existing.version_id}; the registered bundle is unchanged"
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staged, final)  # atomic on one filesystem; fails if final appeared meanwhile
+    record.bundle_path = str(final)
+    _register(config, resolved, engine=engine, details={"result": result.payload})
+    record.status, record.message = "registered", "registered as a challenger"
+
+
+def _register(config: PodiumConfig, resolved: ResolvedSpec, *, engine: Engine,
+              details: dict[str, Any]) -> None:
+    with write_session(engine) as session:
+        store.register_version(
+            session, track=config.track, version_id=resolved.version_id,
+            fingerprint=resolved.fingerprint, artefacts_root=config.artefacts_root,
+            actor="zoo", spec_name=resolved.spec.name,
+            details={"spec": resolved.spec.name, "overrides": resolved.spec.overrides,
+                     "dataset_fingerprint": resolved.dataset_fingerprint,
+                     "train": resolved.train.model_dump(mode="json"), **details},
+        )
+
+
+def resolved_config_json(config: PodiumConfig, resolved: ResolvedSpec) -> dict[str, Any]:
+    """The file handed to the trainer: ``{"train": …, "run": …}`` (trainer.config)."""
+    return {
+        "train": resolved.train.model_dump(mode="json"),
+        "run": {"datasets_root": str(config.datasets_root), "spec_name": resolved.spec.name,
+                "overrides": resolved.spec.overrides, "experiment": config.track,
+                "wandb": config.wandb.model_dump(mode="json")},
+    }
+
+
+def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, out: Path,
+                trainer_command: Sequence[str] = TRAINER_COMMAND,
+                progress: Progress | None = None) -> TrainerResult:
+    """Run the trainer child; kill its whole process group at the hard deadline."""
+    config_file = run_dir / "resolved.json"
+    config_file.write_text(json.dumps(resolved_config_json(config, resolved), indent=2) + "\n")
+    deadline = resolved.train.time_budget_seconds + HARD_KILL_GRACE_SECONDS
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("WANDB_DIR", str(config.artefacts_root / "wandb"))
+    log_path, stdout_path = run_dir / "trainer.log", run_dir / "stdout.txt"
+    with open(log_path, "wb") as log, open(stdout_path, "wb") as stdout:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "zoo.deathsig", str(os.getpid()), *trainer_command,
+             "--config-file", str(config_file), "--out", str(out)],
+            stdout=stdout, stderr=log, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )
+        started = time.monotonic()
+        while True:
+            try:
+                child.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - started
+                if progress is not None:
+                    progress(resolved.spec.name, elapsed, _last_line(log_path))
+                if elapsed >= deadline:
+                    _kill_group(child)
+                    return TrainerResult("timeout", {}, f"killed at the hard deadline "
+                                         f"({deadline:.0f} s = budget + "
+                                         f"{HARD_KILL_GRACE_SECONDS:.0f} s)")
+    return parse_result(stdout_path.read_bytes(), child.returncode, log_path)
+
+
+def parse_result(stdout: bytes, returncode: int, log_path: Path) -> TrainerResult:
+    """Exactly one JSON object on stdout, or the run failed (and says why)."""
+    lines = [line for line in stdout.decode("utf-8", "replace").splitlines() if line.strip()]
+    payload: dict[str, Any] = {}
+    if len(lines) == 1:
+        try:
+            parsed = json.loads(lines[0])
+            payload = parsed if isinstance(parsed, dict) else {}
+        except json.JSONDecodeError:
+            payload = {}
+    if not payload.get("status"):
+        shown = (lines[0][:120] if lines else "nothing")
+        return TrainerResult("failed", {}, f"the trainer printed {len(lines)} line(s) on stdout "
+                             f"instead of one JSON result (first: {shown!r}); exit code "
+                             f"{returncode}; log: {log_path}")
+    if returncode != 0 or payload["status"] != "ok":
+        message = str(payload.get("message") or f"exit code {returncode}")
+        return TrainerResult("failed", payload, f"the trainer failed: {message} "
+                             f"(log: {log_path})")
+    return TrainerResult("ok", payload, "")
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 400))
+            tail = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return tail[-1][:100] if tail else ""
