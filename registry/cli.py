@@ -1,14 +1,25 @@
-"""``registry``: migrate the database, list versions and the audit log."""
+"""``registry``: migrate, list versions and the audit log, serve the API, manage tokens, and
+promote / retire / roll back through the REST API."""
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from registry import migrations, store
-from registry.console import ConfigOption, console, get_config, new_app, run, table
-from registry.db import make_engine, read_session, translate_db_errors
+from registry.client import DEFAULT_URL, Client
+from registry.console import (
+    ConfigOption,
+    console,
+    err_console,
+    get_config,
+    new_app,
+    run,
+    table,
+)
+from registry.db import make_engine, read_session, translate_db_errors, write_session
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 
@@ -78,6 +89,139 @@ def audit(
           f"{e.from_state or '-'} → {e.to_state}", e.displaced_version_id or "-", e.actor,
           "yes" if e.forced else "", e.reason] for e in rows),
     ))
+
+
+token_app = new_app("API tokens (bearer; scopes read ⊂ promote ⊂ admin).")
+app.add_typer(token_app, name="token")
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL",
+                                        help="The registry's URL ($PODIUM_URL).")]
+TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
+                                                 help="A bearer token ($PODIUM_TOKEN).",
+                                                 show_default=False)]
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="Who holds it (the audit's actor).")],
+    scope: Annotated[str, typer.Option("--scope", help="read, promote or admin.")],
+    config: ConfigOption = None,
+) -> None:
+    """Create a token and print it once; only its SHA-256 is stored."""
+    from registry.auth import create_token
+
+    settings = get_config(config)
+    engine = make_engine(settings.database.url)
+    try:
+        with write_session(engine) as session:
+            row, token = create_token(session, name=name, scope=scope)
+    finally:
+        engine.dispose()
+    print(token)
+    err_console.print(f"token {row.name!r} (scope {row.scope}) created; it is shown only "
+                      "this once: store it now", markup=False)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the REST API (and OpenAPI at /docs) in one process."""
+    import logging
+
+    import uvicorn
+
+    from registry.api import create_app
+
+    settings = get_config(config)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    app_ = create_app(settings)
+    bind_host, bind_port = host or settings.server.host, port or settings.server.port
+    err_console.print(f"serving Podium on http://{bind_host}:{bind_port} (docs at /docs); "
+                      f"database {_safe_url(settings)}", markup=False, soft_wrap=True)
+    uvicorn.run(app_, host=bind_host, port=bind_port, log_level=log_level, access_log=False,
+                server_header=False)
+
+
+@app.command()
+def promote(
+    version_id: Annotated[str, typer.Argument(help="The challenger to promote.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    force: Annotated[bool, typer.Option("--force", help="Skip the gate (needs admin).")]
+    = False,
+    expect_champion: Annotated[str | None, typer.Option(
+        "--expect-champion", help="Refuse unless this is still the champion ('' for none).",
+        show_default=False)] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Promote a challenger through the REST API; prints the gate report."""
+    from registry.errors import GateRejected
+
+    with Client(url, token) as client:
+        try:
+            answer = client.promote(version_id, reason, force=force,
+                                    expected_champion=expect_champion)
+        except GateRejected as refused:  # the report, then the one-line refusal (exit 1)
+            _print_gate(refused.extra.get("gate"))
+            raise
+    _print_gate(answer.get("gate"))
+    _print_transition(answer)
+
+
+@app.command()
+def rollback(
+    track: Annotated[str, typer.Argument(help="The track to roll back.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Retire the champion and restore the one it replaced, through the REST API."""
+    with Client(url, token) as client:
+        _print_transition(client.rollback(track, reason))
+
+
+@app.command()
+def retire(
+    version_id: Annotated[str, typer.Argument(help="The challenger to retire.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Retire a challenger through the REST API."""
+    with Client(url, token) as client:
+        _print_transition(client.retire(version_id, reason))
+
+
+def _print_gate(report: dict | None) -> None:
+    if not report:
+        return
+    reasons = report.get("reasons") or []
+    rows = [(key, _cell(value)) for key, value in report.items() if key != "reasons"]
+    console.print(table(f"gate: {report.get('verdict', '?')}", ["field", "value"], rows))
+    for reason in reasons:
+        console.print(f"  - {reason}", markup=False)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _print_transition(answer: dict) -> None:
+    moved = answer["transition"]
+    displaced = f"; {moved['displaced_version_id']} displaced" if moved.get(
+        "displaced_version_id") else ""
+    forced = " (forced)" if moved.get("forced") else ""
+    console.print(f"{moved['action']}{forced}: {moved['version_id']} on {moved['track']} "
+                  f"{moved['from_state'] or '-'} → {moved['to_state']}{displaced} "
+                  f"[audit #{moved['audit_id']}, by {moved['actor']}]", markup=False)
 
 
 app.command()(leaderboard)

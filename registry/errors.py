@@ -81,3 +81,13 @@ class Forbidden(PodiumError):
 
 class Unavailable(PodiumError):
     code, status, title = "unavailable", 503, "Service unavailable"
+
+
+class PayloadTooLarge(PodiumError):
+    code, status, title = "payload_too_large", 413, "Request body too large"
+
+
+class RequestInProgress(PodiumError):
+    """A request with the same ``Idempotency-Key`` is still running."""
+
+    code, status, title = "idempotency_in_progress", 409, "Request in progress"

@@ -6,7 +6,6 @@ import typer
 
 from registry.console import ConfigOption, console, get_config, table
 from registry.db import make_engine, read_session
-from registry.leaderboard import build_leaderboard
 from registry.store import list_tracks
 
 
@@ -23,6 +22,8 @@ def leaderboard(
     track: str | None = typer.Option(None, help="Only this track (default: every track)."),
 ) -> None:
     """Rank each track's versions on shadow net return, champion first, with the gate verdict."""
+    from registry.leaderboard import build_leaderboard  # scipy/pandas: only when asked
+
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:

@@ -125,3 +125,99 @@ class ShadowError(SQLModel, table=True):
     code: str = Field(sa_type=sa.String(64))
     message: str = Field(sa_type=sa.Text())
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+# --------------------------------------------------------------------------- the service's tables
+
+SCOPES = ("read", "promote", "admin")
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token: only the SHA-256 of the token is stored, never the token itself."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (sa.CheckConstraint("scope IN ('read', 'promote', 'admin')", name="scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, sa_type=sa.String(128))
+    scope: str = Field(sa_type=sa.String(16))
+    token_hash: str = Field(unique=True, sa_type=sa.String(64))
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Event(SQLModel, table=True):
+    """The outbox: one row per audit entry, written in the transition's own transaction."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    audit_id: int = Field(foreign_key="audit_entry.id", unique=True)
+    kind: str = Field(sa_type=sa.String(32))
+    track: str = Field(index=True, sa_type=sa.String(48))
+    version_id: str = Field(sa_type=sa.String(80))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event sent to one configured webhook URL: its state, attempts and last error."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "url", name="uq_webhook_delivery_event_url"),
+        sa.Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
+        sa.CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    url: str = Field(sa_type=sa.String(2048))
+    state: str = Field(default="pending", sa_type=sa.String(16))
+    attempts: int = Field(default=0)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=sa.Text())
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow,
+                                         sa_type=sa.DateTime(timezone=True))
+    delivered_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a mutating request sent with an ``Idempotency-Key`` (per token)."""
+
+    __tablename__ = "idempotency_record"
+
+    token_id: int = Field(foreign_key="api_token.id", primary_key=True)
+    key: str = Field(primary_key=True, sa_type=sa.String(128))
+    request_hash: str = Field(sa_type=sa.String(64))
+    status_code: int | None = None  # None while the first request is still running
+    response: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+EVENT_KINDS = {
+    "register": "version.registered",
+    "promote": "version.promoted",
+    "retire": "version.retired",
+    "rollback": "track.rolled_back",
+}
+
+
+@sa.event.listens_for(AuditEntry, "after_insert")
+def _write_outbox_event(_mapper: Any, connection: sa.Connection, entry: AuditEntry) -> None:
+    """Every audit entry gets its event row in the same transaction, whoever wrote the entry."""
+    gate = entry.gate_report or None
+    payload = {
+        "type": EVENT_KINDS.get(entry.action, f"version.{entry.action}"),
+        "audit_id": entry.id, "track": entry.track, "version_id": entry.version_id,
+        "action": entry.action, "from_state": entry.from_state, "to_state": entry.to_state,
+        "displaced_version_id": entry.displaced_version_id, "actor": entry.actor,
+        "reason": entry.reason, "forced": entry.forced, "request_id": entry.request_id,
+        "gate": {"passed": gate.get("passed"), "verdict": gate.get("verdict")} if gate else None,
+        "occurred_at": (entry.created_at or utcnow()).isoformat(),
+    }
+    connection.execute(sa.insert(Event.__table__).values(
+        audit_id=entry.id, kind=payload["type"], track=entry.track,
+        version_id=entry.version_id, payload=payload, created_at=utcnow()))

@@ -1,0 +1,79 @@
+"""The app factory: ``create_app(config)`` builds the whole service; nothing happens at import.
+
+Background work hangs off the app's lifespan. The webhook dispatcher starts there when webhooks
+are configured; other jobs (the scheduled shadow job) are passed as ``background`` starters:
+each is called with the app once the server starts (``app.state.engine`` and
+``app.state.config`` are ready) and returns a function that stops it, called at shutdown in
+reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine
+
+from registry.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, cors_kwargs
+from registry.api.problems import install_problem_handlers
+from registry.api.routes import events, health, tracks, versions
+from registry.api.webhooks import WebhookDispatcher
+from registry.auth import TokenCache
+from registry.config import PodiumConfig
+from registry.db import make_engine
+
+API_PREFIX = "/api/v1"
+BackgroundStarter = Callable[[FastAPI], Callable[[], None]]
+
+
+def create_app(config: PodiumConfig, *, engine: Engine | None = None,
+               background: Sequence[BackgroundStarter] = (),
+               webhook_options: dict[str, Any] | None = None,
+               token_cache_ttl: float = 5.0) -> FastAPI:
+    """The Podium service for ``config``. Pass ``engine`` to share one (tests); else it is made
+    here and disposed of at shutdown."""
+    owns_engine = engine is None
+    engine = engine if engine is not None else make_engine(config.database.url)
+    dispatcher = (WebhookDispatcher(engine, config.server.webhooks, **(webhook_options or {}))
+                  if config.server.webhooks else None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stoppers: list[Callable[[], None]] = []
+        try:
+            if dispatcher is not None:
+                dispatcher.start()
+                stoppers.append(dispatcher.stop)
+            for start in background:
+                stoppers.append(start(app))
+            yield
+        finally:
+            for stop in reversed(stoppers):
+                stop()
+            if owns_engine:
+                engine.dispose()
+
+    app = FastAPI(title="Podium", version="1", lifespan=lifespan, docs_url="/docs",
+                  redoc_url=None, openapi_url="/openapi.json",
+                  description="Champion/challenger model registry: resolve champions, promote "
+                  "through the gate, audit every transition.")
+    app.state.config = config
+    app.state.engine = engine
+    app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    app.state.dispatcher = dispatcher
+    app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
+    install_problem_handlers(app)
+    for router in (health.router, tracks.router, versions.router, events.router):
+        app.include_router(router, prefix=API_PREFIX)
+    if config.server.cors_origins:
+        app.add_middleware(CORSMiddleware, **cors_kwargs(config.server.cors_origins))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.server.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer has a request id
+    return app
+
+
+def _nothing() -> None:
+    return None

@@ -1,0 +1,96 @@
+"""The API's dependencies as annotated types: the engine, a read session, the caller.
+
+``ReaderDep`` lets anyone through when ``server.public_reads`` is on; otherwise it and the others
+need a bearer token (401 without a valid one, 403 when its scope is too small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from registry.auth import ANONYMOUS, Principal, TokenCache, authenticate, require_scope
+from registry.config import PodiumConfig
+from registry.db import read_session
+from registry.errors import Unauthorized
+from registry.ids import validate_slug, validate_version_id
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                     description="a token from `registry token create`")
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_config(request: Request) -> PodiumConfig:
+    return request.app.state.config
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ConfigDep = Annotated[PodiumConfig, Depends(get_config)]
+
+
+def get_session(engine: EngineDep) -> Iterator[Session]:
+    with read_session(engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def request_id(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+RequestIdDep = Annotated[str | None, Depends(request_id)]
+
+
+def _principal(request: Request, engine: Engine,
+               credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None:
+        if request.method in ("GET", "HEAD") and request.app.state.config.server.public_reads:
+            return ANONYMOUS
+        raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)",
+                           code="missing_token")
+    token = credentials.credentials
+    cache: TokenCache = request.app.state.token_cache
+    principal = cache.get(token)
+    if principal is None:
+        with read_session(engine) as session:
+            principal = authenticate(session, token)
+        cache.put(token, principal)
+    return principal
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    """A dependency: the caller, who must hold at least ``scope``."""
+
+    def dependency(request: Request, engine: EngineDep,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                          Depends(_bearer)]) -> Principal:
+        return require_scope(_principal(request, engine, credentials), scope)
+
+    return dependency
+
+
+ReaderDep = Annotated[Principal, Depends(require("read"))]
+PromoterDep = Annotated[Principal, Depends(require("promote"))]
+AdminDep = Annotated[Principal, Depends(require("admin"))]
+
+
+def _version_id(version_id: str) -> str:
+    return validate_version_id(version_id)
+
+
+def _track(track: str) -> str:
+    return validate_slug(track, what="track")
+
+
+VersionIdPath = Annotated[str, Depends(_version_id)]
+TrackPath = Annotated[str, Depends(_track)]

@@ -1,0 +1,119 @@
+"""``Idempotency-Key``: a retried mutating request gets the first answer, stored in the database.
+
+Keys are scoped to the token. The first request claims the key (a row with no answer yet) in its
+own transaction, runs, then stores its answer: the 200 body or the domain error's problem JSON.
+A retry with the same key and the same request gets that answer again (header
+``Idempotent-Replayed: true``); the same key with another request is a 422; a retry while the
+first is still running is a 409 ``idempotency_in_progress``. An unexpected failure or an outage
+releases the key, so the client's retry runs for real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from registry.api.problems import PROBLEM_JSON
+from registry.auth import Principal
+from registry.db import write_session
+from registry.errors import InvalidInput, PodiumError, RequestInProgress, Unavailable
+from registry.models import IdempotencyRecord
+
+log = logging.getLogger("registry.api")
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_fingerprint(method: str, path: str, body: dict[str, Any]) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def run_idempotent(engine: Engine, *, key: str | None, principal: Principal, fingerprint: str,
+                   action: Callable[[], dict[str, Any]]) -> JSONResponse:
+    """Run ``action`` (returning the 200 body) once per (token, key)."""
+    if key is None:
+        return JSONResponse(action())
+    if not _KEY.fullmatch(key):
+        raise InvalidInput("Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -",
+                           code="invalid_idempotency_key")
+    token_id = principal.token_id
+    assert token_id is not None  # mutating routes need a token
+    replay = _claim(engine, token_id=token_id, key=key, fingerprint=fingerprint)
+    if replay is not None:
+        return replay
+    try:
+        body = action()
+    except PodiumError as error:
+        if isinstance(error, Unavailable):
+            _release(engine, token_id=token_id, key=key)
+            raise
+        _store(engine, token_id=token_id, key=key, status=error.status, body=error.problem())
+        raise
+    except BaseException:
+        _release(engine, token_id=token_id, key=key)
+        raise
+    _store(engine, token_id=token_id, key=key, status=200, body=body)
+    return JSONResponse(body)
+
+
+def _claim(engine: Engine, *, token_id: int, key: str, fingerprint: str) -> JSONResponse | None:
+    with write_session(engine) as session:
+        existing = session.get(IdempotencyRecord, (token_id, key))
+        if existing is None:
+            session.add(IdempotencyRecord(token_id=token_id, key=key, request_hash=fingerprint))
+            try:
+                session.commit()
+                return None
+            except IntegrityError:  # a concurrent first request won the claim
+                session.rollback()
+                existing = session.get(IdempotencyRecord, (token_id, key))
+                if existing is None:
+                    raise RequestInProgress("a request with this Idempotency-Key is running; "
+                                            "retry shortly") from None
+        return _replay(existing, fingerprint)
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> JSONResponse:
+    if record.request_hash != fingerprint:
+        raise InvalidInput("this Idempotency-Key was used for a different request; use a new "
+                           "key for a new request", code="idempotency_key_reused")
+    if record.status_code is None:
+        raise RequestInProgress("a request with this Idempotency-Key is still running; retry "
+                                "shortly")
+    media = "application/json" if record.status_code < 400 else PROBLEM_JSON
+    return JSONResponse(record.response, status_code=record.status_code, media_type=media,
+                        headers={"Idempotent-Replayed": "true"})
+
+
+def _store(engine: Engine, *, token_id: int, key: str, status: int, body: dict[str, Any]
+           ) -> None:
+    with write_session(engine) as session:
+        record = session.get(IdempotencyRecord, (token_id, key))
+        if record is not None:
+            record.status_code, record.response = status, body
+            session.add(record)
+            session.commit()
+
+
+def _release(engine: Engine, *, token_id: int, key: str) -> None:
+    try:
+        with write_session(engine) as session:
+            _delete(session, token_id, key)
+            session.commit()
+    except Exception:  # the outage that made us release may still be on; the key then stays
+        log.warning("could not release Idempotency-Key %r; a retry will answer 409 "
+                    "idempotency_in_progress", key)
+
+
+def _delete(session: Session, token_id: int, key: str) -> None:
+    session.exec(delete(IdempotencyRecord).where(IdempotencyRecord.token_id == token_id,
+                                                 IdempotencyRecord.key == key))

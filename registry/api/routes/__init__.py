@@ -1,0 +1,1 @@
+"""The REST routes under ``/api/v1``, one module per resource."""

@@ -1,0 +1,103 @@
+"""Versions: list and read; promote (through the gate) and retire."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from registry import store
+from registry.api.deps import (
+    ConfigDep,
+    EngineDep,
+    PromoterDep,
+    ReaderDep,
+    RequestIdDep,
+    SessionDep,
+    VersionIdPath,
+)
+from registry.api.gate import promotion_gate
+from registry.api.idempotency import request_fingerprint, run_idempotent
+from registry.api.problems import PROBLEM_JSON
+from registry.api.schemas import (
+    ModelVersionPublic,
+    PromoteRequest,
+    ReasonRequest,
+    TransitionResponse,
+    VersionPage,
+)
+from registry.api.transitions import transition_body
+from registry.auth import require_scope
+from registry.db import read_session, write_session
+
+router = APIRouter(prefix="/versions", tags=["versions"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
+                                              description="retry-safe key, scoped to the token")]
+_CONFLICT = {409: {"description": "refused by the gate (report in `gate`), not a challenger, "
+                   "or expected_champion no longer holds",
+                   "content": {PROBLEM_JSON: {}}}}
+
+
+@router.get("", response_model=VersionPage, summary="Versions, newest first, paginated")
+def list_versions(session: SessionDep, _: ReaderDep, request: Request,
+                  track: str | None = None, state: str | None = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                  offset: Annotated[int, Query(ge=0)] = 0) -> VersionPage:
+    rows = store.list_versions(session, track=track, state=state, limit=limit + 1,
+                               offset=offset)
+    more = len(rows) > limit
+    next_url = (str(request.url.include_query_params(limit=limit, offset=offset + limit))
+                if more else None)
+    return VersionPage.model_validate({"items": rows[:limit], "limit": limit, "offset": offset,
+                                       "next": next_url})
+
+
+@router.get("/{version_id:path}", response_model=ModelVersionPublic, summary="One version")
+def get_version(version_id: VersionIdPath, session: SessionDep, _: ReaderDep
+                ) -> ModelVersionPublic:
+    return ModelVersionPublic.model_validate(store.get_version(session, version_id))
+
+
+@router.post("/{version_id:path}/promote", response_model=TransitionResponse, responses=_CONFLICT,
+             summary="Promote a challenger to champion (through the gate unless forced)")
+def promote(version_id: VersionIdPath, body: PromoteRequest, principal: PromoterDep,
+            engine: EngineDep, config: ConfigDep, request_id: RequestIdDep, request: Request,
+            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    if body.force:
+        require_scope(principal, "admin")
+
+    def action() -> dict[str, Any]:
+        with read_session(engine) as session:  # the gate reads; the swap below locks
+            gate, expected = promotion_gate(session, version_id=version_id, config=config,
+                                            force=body.force,
+                                            expected_champion=body.expected_champion)
+        with write_session(engine) as session:
+            transition = store.promote_version(
+                session, version_id=version_id, actor=principal.name, reason=body.reason,
+                gate=gate, artefacts_root=config.artefacts_root, force=body.force,
+                expected_champion=expected, request_id=request_id)
+        request.app.state.notify_events()
+        return transition_body(transition, gate=gate.as_record() if gate else None)
+
+    fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
+    return run_idempotent(engine, key=idempotency_key, principal=principal,
+                          fingerprint=fingerprint, action=action)
+
+
+@router.post("/{version_id:path}/retire", response_model=TransitionResponse,
+             summary="Retire a challenger")
+def retire(version_id: VersionIdPath, body: ReasonRequest, principal: PromoterDep,
+           engine: EngineDep, request_id: RequestIdDep, request: Request,
+           idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    def action() -> dict[str, Any]:
+        with write_session(engine) as session:
+            transition = store.retire_version(session, version_id=version_id,
+                                              actor=principal.name, reason=body.reason,
+                                              request_id=request_id)
+        request.app.state.notify_events()
+        return transition_body(transition, gate=None)
+
+    fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
+    return run_idempotent(engine, key=idempotency_key, principal=principal,
+                          fingerprint=fingerprint, action=action)

@@ -1,0 +1,183 @@
+"""What the API takes and returns (the tables stay in ``registry.models``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from registry.ids import validate_version_id
+from registry.store import as_utc
+
+MAX_REASON = 2000
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ModelVersionPublic(_Public):
+    version_id: str
+    track: str
+    label: str
+    state: str
+    train_cutoff: dt.date
+    fingerprint: str
+    spec_name: str | None
+    bundle_path: str
+    bundle_digest: str
+    details: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    champion_since: dt.datetime | None
+
+    @field_validator("created_at", "updated_at", "champion_since")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return as_utc(value)
+
+
+class ChampionPublic(_Public):
+    """The consumers' hot path: just enough to find and check the bundle."""
+
+    version_id: str
+    track: str
+    bundle_path: str
+    bundle_digest: str
+    champion_since: dt.datetime | None
+
+    @field_validator("champion_since")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return as_utc(value)
+
+
+class AuditEntryPublic(_Public):
+    id: int
+    track: str
+    version_id: str
+    action: str
+    from_state: str | None
+    to_state: str
+    displaced_version_id: str | None
+    actor: str
+    reason: str
+    gate_report: dict[str, Any] | None
+    forced: bool
+    request_id: str | None
+    created_at: dt.datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return as_utc(value)  # type: ignore[return-value]
+
+
+class TrackPublic(BaseModel):
+    name: str
+    champion: str | None
+
+
+class TrackList(BaseModel):
+    items: list[TrackPublic]
+
+
+class VersionPage(BaseModel):
+    items: list[ModelVersionPublic]
+    limit: int
+    offset: int
+    next: str | None = Field(None, description="URL of the next page; null on the last page")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryPublic]
+    limit: int
+    offset: int
+    next: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    schema_revision: str | None
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromoteRequest(_Request):
+    reason: str = Field(..., min_length=1, max_length=MAX_REASON)
+    force: bool = False
+    expected_champion: str | None = Field(
+        None, description="compare-and-set: the champion you believe is current; \"\" for none "
+        "yet; null skips the check")
+
+    @field_validator("expected_champion")
+    @classmethod
+    def _valid_id(cls, value: str | None) -> str | None:
+        if value:
+            validate_version_id(value)
+        return value
+
+
+class ReasonRequest(_Request):
+    reason: str = Field(..., min_length=1, max_length=MAX_REASON)
+
+
+class RollbackRequest(ReasonRequest):
+    expected_champion: str | None = None
+
+
+class TransitionPublic(BaseModel):
+    action: str
+    track: str
+    version_id: str
+    from_state: str | None
+    to_state: str
+    displaced_version_id: str | None
+    forced: bool
+    actor: str
+    audit_id: int
+    request_id: str | None
+    at: dt.datetime
+
+
+class TransitionResponse(BaseModel):
+    transition: TransitionPublic
+    version: ModelVersionPublic
+    displaced: ModelVersionPublic | None
+    gate: dict[str, Any] | None = Field(None, description="the gate report the transition used")
+
+
+class DeliveryPublic(_Public):
+    id: int
+    event_id: int
+    url: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+    @field_validator("next_attempt_at", "delivered_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return as_utc(value)
+
+
+class EventPublic(BaseModel):
+    id: int
+    kind: str
+    track: str
+    version_id: str
+    payload: dict[str, Any]
+    created_at: dt.datetime
+    deliveries: list[DeliveryPublic]
+
+
+class EventPage(BaseModel):
+    items: list[EventPublic]
+    next: str | None = None

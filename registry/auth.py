@@ -1,0 +1,113 @@
+"""Bearer tokens: shown once, stored as a SHA-256 digest; scopes read ⊂ promote ⊂ admin.
+
+A token is 32 random bytes (``secrets.token_urlsafe``) behind a ``pod_`` prefix, so its digest
+is a safe lookup key: the database is searched by digest, and the row found is compared again
+with ``hmac.compare_digest``. The clear token is printed once by ``registry token create`` and
+never stored, logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from registry.errors import AlreadyExists, Forbidden, InvalidInput, Unauthorized
+from registry.ids import validate_slug
+from registry.models import SCOPES, ApiToken, utcnow
+
+TOKEN_PREFIX = "pod_"
+RANK = {scope: rank for rank, scope in enumerate(SCOPES, start=1)}
+MAX_TOKEN_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a token's name (the audit ``actor``), scope and id (None: anonymous)."""
+
+    name: str
+    scope: str
+    token_id: int | None = None
+
+    def allows(self, scope: str) -> bool:
+        return RANK.get(self.scope, 0) >= RANK[scope]
+
+
+ANONYMOUS = Principal(name="anonymous", scope="read", token_id=None)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_token(session: Session, *, name: str, scope: str) -> tuple[ApiToken, str]:
+    """Store a new token's digest; return the row and the clear token (shown once)."""
+    validate_slug(name, what="token name")
+    if scope not in RANK:
+        raise InvalidInput(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}",
+                           code="invalid_scope")
+    token = new_token()
+    row = ApiToken(name=name, scope=scope, token_hash=hash_token(token), created_at=utcnow())
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise AlreadyExists(f"a token named {name!r} already exists",
+                            code="token_exists") from None
+    return row, token
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """The principal behind a bearer token, or ``Unauthorized``."""
+    if not token or len(token) > MAX_TOKEN_CHARS or not token.startswith(TOKEN_PREFIX):
+        raise Unauthorized("invalid or missing bearer token", code="invalid_token")
+    digest = hash_token(token)
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(
+            row.token_hash, digest):
+        raise Unauthorized("invalid or missing bearer token", code="invalid_token")
+    return Principal(name=row.name, scope=row.scope, token_id=row.id)
+
+
+def require_scope(principal: Principal, scope: str) -> Principal:
+    if not principal.allows(scope):
+        raise Forbidden(f"this needs the {scope!r} scope; the token {principal.name!r} has "
+                        f"{principal.scope!r}", code="insufficient_scope")
+    return principal
+
+
+class TokenCache:
+    """Valid tokens seen in the last ``ttl`` seconds, keyed by digest (never the clear token).
+
+    Keeps the consumers' hot path at one query. Misses are not cached, so a new token works at
+    once; a revoked one stops working within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 1024) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        key = hash_token(token)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[hash_token(token)] = (time.monotonic() + self.ttl, principal)

@@ -1,0 +1,282 @@
+"""The consumer client: ``Client(url, token)`` over the REST API, and ``load_champion``.
+
+Errors come back as the registry's own domain errors (``NotFound``, ``ChampionChanged``,
+``GateRejected`` ...), rebuilt from the problem JSON's ``code`` and status, with the body's
+extra fields (e.g. the gate report) on ``error.extra``.
+
+``load_champion(track)`` returns a ``ChampionPredictor``: it resolves the track's champion,
+checks the bundle against the digest the registry holds, loads it with ``trainer.load_model``
+and, at most every ``refresh_seconds`` (a conditional GET that costs one indexed query and no
+body when nothing changed), notices a promotion and swaps to the new champion atomically. A
+new champion that fails to load is reported and the current one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from registry import errors
+from registry.ids import validate_slug, validate_version_id
+
+log = logging.getLogger("registry.client")
+DEFAULT_URL = "http://127.0.0.1:8000"
+_BY_CODE: dict[str, type[errors.PodiumError]] = {
+    "champion_changed": errors.ChampionChanged,
+    "gate_rejected": errors.GateRejected,
+    "integrity_failure": errors.IntegrityFailure,
+    "idempotency_in_progress": errors.RequestInProgress,
+    "payload_too_large": errors.PayloadTooLarge,
+}
+_BY_STATUS: dict[int, type[errors.PodiumError]] = {
+    401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
+    413: errors.PayloadTooLarge, 422: errors.InvalidInput, 503: errors.Unavailable,
+}
+_STANDARD = {"type", "title", "status", "detail", "code"}
+
+
+def error_from_problem(response: httpx.Response) -> errors.PodiumError:
+    """The domain error a problem-JSON response stands for."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    code = str(body.get("code") or f"http_{response.status_code}")
+    detail = str(body.get("detail") or f"HTTP {response.status_code} from the registry")
+    cls = _BY_CODE.get(code)
+    if cls is None and response.status_code == 409:
+        cls = errors.AlreadyExists if code in ("already_exists", "version_conflict",
+                                               "token_exists") else errors.InvalidTransition
+    cls = cls or _BY_STATUS.get(response.status_code, errors.PodiumError)
+    extra = {k: v for k, v in body.items() if k not in _STANDARD}
+    error = cls(detail, code=code, **extra)
+    error.status = response.status_code
+    return error
+
+
+class Client:
+    """The registry's REST API. ``url`` is the server's root (``/api/v1`` is added)."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = (url or os.environ.get("PODIUM_URL") or DEFAULT_URL).rstrip("/")
+        token = token if token is not None else os.environ.get("PODIUM_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers,
+                                  timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- reads
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def tracks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/tracks")["items"]
+
+    def champion(self, track: str) -> dict[str, Any]:
+        """The track's champion: ``version_id``, ``bundle_path``, ``bundle_digest`` ..."""
+        return self._call("GET", f"/tracks/{validate_slug(track, what='track')}/champion")
+
+    def champion_if_changed(self, track: str, etag: str | None
+                            ) -> tuple[dict[str, Any] | None, str | None]:
+        """``(champion, etag)``, or ``(None, etag)`` when it has not changed since ``etag``."""
+        headers = {"If-None-Match": etag} if etag else {}
+        response = self._send("GET", f"/tracks/{validate_slug(track, what='track')}/champion",
+                              headers=headers)
+        if response.status_code == 304:
+            return None, etag
+        return self._json(response), response.headers.get("ETag")
+
+    def version(self, version_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/versions/{validate_version_id(version_id)}")
+
+    def versions(self, *, track: str | None = None, state: str | None = None,
+                 limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        params.update({k: v for k, v in (("track", track), ("state", state)) if v})
+        return self._call("GET", "/versions", params=params)["items"]
+
+    def audit(self, track: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        return self._call("GET", f"/tracks/{validate_slug(track, what='track')}/audit",
+                          params={"limit": limit})["items"]
+
+    def events(self, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        return self._call("GET", "/events", params={"after": after, "limit": limit})["items"]
+
+    # -- transitions
+
+    def promote(self, version_id: str, reason: str, *, force: bool = False,
+                expected_champion: str | None = None,
+                idempotency_key: str | None = None) -> dict[str, Any]:
+        """Promote through the gate; ``GateRejected`` (report in ``.extra['gate']``) if refused."""
+        body = {"reason": reason, "force": force, "expected_champion": expected_champion}
+        return self._call("POST", f"/versions/{validate_version_id(version_id)}/promote",
+                          json=body, idempotency_key=idempotency_key)
+
+    def retire(self, version_id: str, reason: str, *,
+               idempotency_key: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/versions/{validate_version_id(version_id)}/retire",
+                          json={"reason": reason}, idempotency_key=idempotency_key)
+
+    def rollback(self, track: str, reason: str, *, expected_champion: str | None = None,
+                 idempotency_key: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/tracks/{validate_slug(track, what='track')}/rollback",
+                          json={"reason": reason, "expected_champion": expected_champion},
+                          idempotency_key=idempotency_key)
+
+    def load_champion(self, track: str, *, artefacts_root: str | os.PathLike[str] | None = None,
+                      refresh_seconds: float = 5.0,
+                      loader: Callable[[Path], Any] | None = None) -> ChampionPredictor:
+        return ChampionPredictor(self, track, artefacts_root=_artefacts_root(artefacts_root),
+                                 refresh_seconds=refresh_seconds, loader=loader)
+
+    # -- plumbing
+
+    def _call(self, method: str, path: str, *, idempotency_key: str | None = None,
+              **kwargs: Any) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json(self._send(method, path, headers=headers, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise errors.Unavailable(f"the registry at {self.url} did not answer in time",
+                                     code="registry_timeout") from None
+        except httpx.TransportError as exc:
+            raise errors.Unavailable(f"cannot reach the registry at {self.url} "
+                                     f"({type(exc).__name__})",
+                                     code="registry_unreachable") from None
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            raise error_from_problem(response)
+        return response.json()
+
+
+def _artefacts_root(value: str | os.PathLike[str] | None) -> Path:
+    root = value if value is not None else os.environ.get("PODIUM_ARTEFACTS_ROOT")
+    if not root:
+        raise errors.ConfigError("load_champion needs the artefacts root: pass artefacts_root= "
+                                 "or set $PODIUM_ARTEFACTS_ROOT")
+    return Path(root)
+
+
+def _default_loader(bundle: Path) -> Any:
+    from trainer import load_model
+
+    return load_model(bundle)
+
+
+class ChampionPredictor:
+    """A track's champion, loaded, that follows promotions: ``predict(features) -> scores``."""
+
+    def __init__(self, client: Client, track: str, *, artefacts_root: Path,
+                 refresh_seconds: float = 5.0, loader: Callable[[Path], Any] | None = None
+                 ) -> None:
+        self.client, self.track = client, validate_slug(track, what="track")
+        self.artefacts_root = Path(artefacts_root)
+        self.refresh_seconds = refresh_seconds
+        self._loader = loader or _default_loader
+        self._lock = threading.Lock()
+        self._etag: str | None = None
+        self._checked_at = 0.0
+        self.last_error: errors.PodiumError | None = None
+        champion, self._etag = client.champion_if_changed(self.track, None)
+        assert champion is not None
+        self._current = self._load(champion)  # (version_id, predictor): swapped as one
+        self._checked_at = time.monotonic()
+
+    def close(self) -> None:
+        """Close the connection to the registry (the loaded model stays usable)."""
+        self.client.close()
+
+    def __enter__(self) -> ChampionPredictor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def version_id(self) -> str:
+        return self._current[0]
+
+    @property
+    def predictor(self) -> Any:
+        return self._current[1]
+
+    def predict(self, features: Any) -> Any:
+        """Scores from the current champion (re-resolved at most every ``refresh_seconds``)."""
+        if time.monotonic() - self._checked_at >= self.refresh_seconds:
+            self.refresh()
+        return self._current[1].predict(features)
+
+    def refresh(self) -> bool:
+        """Ask the registry now; swap if the champion changed. True when it swapped."""
+        with self._lock:
+            self._checked_at = time.monotonic()
+            try:
+                champion, etag = self.client.champion_if_changed(self.track, self._etag)
+                if champion is None or champion["version_id"] == self._current[0]:
+                    self._etag = etag
+                    return False
+                loaded = self._load(champion)
+            except Exception as exc:  # a bad new champion must not stop the current one
+                error = exc if isinstance(exc, errors.PodiumError) else errors.IntegrityFailure(
+                    f"cannot load the new champion of {self.track}: {exc}")
+                self.last_error = error
+                log.warning("keeping champion %s of %s: %s", self._current[0], self.track,
+                            error.detail)
+                return False
+            self._current, self._etag, self.last_error = loaded, etag, None
+            log.info("track %s: now serving champion %s", self.track, loaded[0])
+            return True
+
+    def _load(self, champion: dict[str, Any]) -> tuple[str, Any]:
+        from registry.integrity import bundle_dir, verify_bundle
+
+        version_id = validate_version_id(champion["version_id"])
+        bundle = bundle_dir(self.artefacts_root, track=self.track, version_id=version_id)
+        expected = self.artefacts_root / champion["bundle_path"]
+        if expected.resolve() != bundle.resolve():
+            raise errors.IntegrityFailure(f"champion {version_id}: bundle path "
+                                          f"{champion['bundle_path']!r} is not where it belongs")
+        verify_bundle(bundle, expected_digest=champion["bundle_digest"])
+        return version_id, self._loader(bundle)
+
+
+def load_champion(track: str, *, url: str | None = None, token: str | None = None,
+                  artefacts_root: str | os.PathLike[str] | None = None,
+                  refresh_seconds: float = 5.0,
+                  loader: Callable[[Path], Any] | None = None) -> ChampionPredictor:
+    """A predictor for ``track``'s champion that swaps to a new champion without a restart.
+
+    ``url``/``token`` default to ``$PODIUM_URL``/``$PODIUM_TOKEN``; ``artefacts_root`` to
+    ``$PODIUM_ARTEFACTS_ROOT`` (the shared storage the bundles live on).
+    """
+    client = Client(url, token)
+    try:
+        return client.load_champion(track, artefacts_root=artefacts_root,
+                                    refresh_seconds=refresh_seconds, loader=loader)
+    except BaseException:
+        client.close()
+        raise
