@@ -139,12 +139,27 @@ def serve(
     settings = get_config(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    app_ = create_app(settings)
+    app_ = create_app(settings, background=[_shadow_job(settings)] if
+                      settings.shadow.in_serve else [])
     bind_host, bind_port = host or settings.server.host, port or settings.server.port
     err_console.print(f"serving Podium on http://{bind_host}:{bind_port} (docs at /docs); "
                       f"database {_safe_url(settings)}", markup=False, soft_wrap=True)
     uvicorn.run(app_, host=bind_host, port=bind_port, log_level=log_level, access_log=False,
                 server_header=False)
+
+
+def _shadow_job(settings):
+    """Start the scheduled shadow job with the app; the database lease guards replicas."""
+
+    def start(app_) -> object:
+        from shadow.schedule import background_scheduler, trigger
+
+        trigger(settings)  # a bad cron fails the start-up loudly
+        scheduler = background_scheduler(settings, app_.state.engine)
+        scheduler.start()
+        return lambda: scheduler.shutdown(wait=False)
+
+    return start
 
 
 @app.command()

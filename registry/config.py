@@ -53,6 +53,7 @@ class ModelSpec(_Section):
 
 class ShadowConfig(_Section):
     schedule: str = Field("*/5 * * * *", description="cron of the scheduled shadow job")
+    in_serve: bool = Field(True, description="run the scheduled job inside `registry serve`")
     feed_days_per_tick: int = Field(0, ge=0, description="days the scheduled job lets land")
     lease_seconds: int = Field(600, ge=5, description="how long a runner's lease lasts")
     portfolio: PortfolioSettings = PortfolioSettings()
