@@ -1,12 +1,13 @@
-# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
-# Both create .venv and install the pinned dependencies (requirements.lock) and Podium itself.
+# `make test` does all set-up on a fresh machine: it creates .venv, installs the pinned
+# dependencies (requirements.lock) and Podium itself, then lints and runs the suite.
+# (`make demo` arrives with the end-to-end demo; it is not built yet.)
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint lock clean
+.PHONY: test lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +19,6 @@ $(STAMP): requirements.lock pyproject.toml
 test: $(STAMP)
 	$(BIN)/ruff check .
 	WANDB_MODE=disabled $(BIN)/pytest
-
-demo: $(STAMP)
-	$(BIN)/registry demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
