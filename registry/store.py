@@ -9,7 +9,6 @@ commit. Callers never see SQLAlchemy errors: constraint violations become domain
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from registry.ids import parse_version_id, validate_slug, validate_version_id
 from registry.integrity import bundle_dir, relative_bundle_path, verify_bundle
 from registry.lifecycle import Action, GateOutcome, State, check_promotion_allowed, next_state
 from registry.models import AuditEntry, ModelVersion, Track, utcnow
+from trainer.jsonsafe import finite_or_null
 
 NO_CHAMPION = ""  # pass as expected_champion to require that the track has no champion yet
 MAX_PAGE = 1000
@@ -138,7 +138,7 @@ def register_version(
         version_id=version_id, track=track, label=parsed.label, train_cutoff=parsed.train_cutoff,
         fingerprint=fingerprint, state=next_state(Action.REGISTER, None).value,
         spec_name=spec_name, bundle_path=relative_bundle_path(artefacts_root, path),
-        bundle_digest=digest, details=json_safe(details or {}), created_at=now, updated_at=now,
+        bundle_digest=digest, details=finite_or_null(details or {}), created_at=now, updated_at=now,
     )
     session.add(version)
     session.flush()  # the version row before its audit entry (foreign key)
@@ -347,17 +347,6 @@ def _audit(version: ModelVersion, action: Action, from_state: State | None, *, a
         reason=reason, gate_report=gate_report, forced=forced, request_id=request_id,
         created_at=utcnow(),
     )
-
-
-def json_safe(value: Any) -> Any:
-    """Strict JSON for a JSON column: NaN and ±inf become null (PostgreSQL refuses them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
+
+from trainer import jsonsafe
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
@@ -54,9 +55,7 @@ _result_stream = sys.stdout
 
 def _emit(payload: dict) -> None:
     """The one result line, strict JSON: a metric that does not exist (NaN) is null."""
-    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v
-             for k, v in payload.items()}
-    _result_stream.write(json.dumps(clean, default=str, allow_nan=False) + "\n")
+    _result_stream.write(jsonsafe.dumps(payload, default=str) + "\n")
     _result_stream.flush()
 
 

@@ -14,7 +14,6 @@ Layout (DESIGN.md, "Artefact bundle")::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from trainer import jsonsafe
 from trainer.checksums import write_sha256sums
 from trainer.config import ResolvedConfig
 from trainer.dataset import dataset_dir, dataset_fingerprint
@@ -112,7 +112,7 @@ def write_descriptors(
         "training_seconds": round(fitted.train_seconds, 3),
     }
     (staging / "metadata.json").write_text(
-        json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        jsonsafe.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     summary = {
         "best": {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from tensorboardX import SummaryWriter
 
+from trainer import jsonsafe
 from trainer.config import ResolvedConfig
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class MetricsLog:
     def write_tables(self, bundle_dir: Path) -> None:
         with open(bundle_dir / "metrics.jsonl", "w", encoding="utf-8") as handle:
             for row in self.rows:
-                handle.write(json.dumps(row) + "\n")
+                handle.write(jsonsafe.dumps(row) + "\n")
         with open(bundle_dir / "metrics.csv", "w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
             writer.writeheader()

@@ -96,6 +96,13 @@ def test_a_budget_spent_before_any_epoch_still_answers_strict_json(
     config_file.write_text(make_config(time_budget_seconds=0.001).model_dump_json())
     proc = _run(config_file, tmp_path / "bundle")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    def strict(text: str) -> dict:
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    result = strict(proc.stdout)
     assert result["stopped_early"] == "time_budget"
     assert result["train_loss"] is None
+    metadata = strict((tmp_path / "bundle" / "metadata.json").read_text())
+    assert metadata["metrics"]["train_loss"] is None
+    for line in (tmp_path / "bundle" / "metrics.jsonl").read_text().splitlines():
+        strict(line)
