@@ -117,18 +117,20 @@ class _Context:
     def shadow_version(self, version: ModelVersion) -> VersionOutcome:
         outcome = VersionOutcome(version.version_id)
         try:
-            outcome.predicted = self._predict(version)
-            outcome.settled = self._settle(version)
+            predicted = self.predictions.predicted_days(version.track, version.version_id)
+            fresh = self._predict(version, set(predicted))
+            outcome.predicted = len(fresh)
+            outcome.settled = self._settle(version, sorted([*predicted, *fresh]))
         except (IntegrityError, IntegrityFailure) as exc:
             outcome.error = str(exc)
             self._record_error(version, "integrity_failure", str(exc))
         return outcome
 
-    def _predict(self, version: ModelVersion) -> int:
-        done = set(self.predictions.predicted_days(version.track, version.version_id))
+    def _predict(self, version: ModelVersion, done: set[dt.date]) -> list[dt.date]:
+        """Predict every landed day after the cutoff not yet predicted; return those days."""
         pending = [d for d in self.days if d > version.train_cutoff and d not in done]
         if not pending:
-            return 0
+            return []
         predictor = load_model(self.config.artefacts_root / version.bundle_path)
         features = self._features_for(predictor.config)
         rows = [self.position[d] for d in pending]
@@ -136,7 +138,7 @@ class _Context:
         weights = quantile_weights(scores, self.config.shadow.portfolio.quantile)
         self.predictions.write(version.track, version.version_id, days=pending,
                                assets=self.assets, scores=scores, weights=weights)
-        return len(pending)
+        return pending
 
     def _features_for(self, train_config) -> np.ndarray:
         key = (train_config.residual_momentum, train_config.xsec_demean)
@@ -144,8 +146,7 @@ class _Context:
             self._features[key] = compute_features(self.matrix, train_config)
         return self._features[key]
 
-    def _settle(self, version: ModelVersion) -> int:
-        predicted = self.predictions.predicted_days(version.track, version.version_id)
+    def _settle(self, version: ModelVersion, predicted: list[dt.date]) -> int:
         with read_session(self.engine) as session:
             settled = set(session.exec(select(ShadowScore.day).where(
                 ShadowScore.version_id == version.version_id)))
