@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from scorer.costs import CostModel, make_cost_model
 from scorer.settings import PortfolioSettings
@@ -33,7 +32,7 @@ def quantile_weights(scores: np.ndarray, quantile: float) -> np.ndarray:
     present = np.isfinite(by_day)
     n_present = present.sum(axis=1, keepdims=True)
     # Absent assets sort last; a stable sort keeps ties in asset order.
-    order = np.argsort(np.where(present, by_day, np.inf), axis=1, kind="stable")
+    order = _stable_argsort(np.where(present, by_day, np.inf))
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(by_day.shape[1])[None, :], axis=1)
     per_side = np.maximum(1, np.floor(quantile * n_present + 1e-9)).astype(int)
@@ -42,6 +41,20 @@ def quantile_weights(scores: np.ndarray, quantile: float) -> np.ndarray:
     long = (rank >= n_present - per_side) & present & has_book
     weights = (long.astype(float) - short.astype(float)) / per_side
     return weights[0] if one_day else weights
+
+
+def _stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, axis=1, kind="stable")`` for rows without +inf entries to rank.
+
+    The fast unstable sort is exact wherever a row has no tied finite values (the usual case
+    for real-valued scores); only rows with ties are sorted again, stably.
+    """
+    order = np.argsort(values, axis=1)
+    ordered = np.take_along_axis(values, order, axis=1)
+    tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
+    if tied.any():
+        order[tied] = np.argsort(values[tied], axis=1, kind="stable")
+    return order
 
 
 def trades(weights: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -97,9 +110,27 @@ def rank_ic(scores: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
 
 
 def _ranks_where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Average ranks per row among the kept entries; NaN elsewhere."""
-    masked = np.where(keep, values, np.nan)
-    return rankdata(masked, axis=1, nan_policy="omit")
+    """Average ranks (from 1) per row among the kept (finite) entries; NaN elsewhere."""
+    masked = np.where(keep, values, np.inf)  # dropped entries rank after every kept one
+    order = np.argsort(masked, axis=1)
+    ordered = np.take_along_axis(masked, order, axis=1)
+    position = np.broadcast_to(np.arange(masked.shape[1]), masked.shape)
+    starts = np.ones(masked.shape, dtype=bool)  # where a run of equal values begins
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    rank = position + 1.0  # by sorted position; a run of equal values shares its average
+    tied = ~starts[:, 1:].all(axis=1)
+    if tied.any():
+        starts, tied_position = starts[tied], position[tied]
+        ends = np.ones(starts.shape, dtype=bool)
+        ends[:, :-1] = starts[:, 1:]
+        first = np.maximum.accumulate(np.where(starts, tied_position, 0), axis=1)
+        last = np.minimum.accumulate(np.where(ends, tied_position, masked.shape[1])[:, ::-1],
+                                     axis=1)[:, ::-1]
+        rank[tied] = (first + last) / 2 + 1
+    ranks = np.empty(masked.shape)
+    np.put_along_axis(ranks, order, rank, axis=1)
+    ranks[~keep] = np.nan
+    return ranks
 
 
 @dataclass(frozen=True)
@@ -128,19 +159,26 @@ def settle_days(
     settings: PortfolioSettings,
     *,
     cost_model: CostModel | None = None,
+    weights: np.ndarray | None = None,
 ) -> SettledDays:
     """Settle a batch of consecutive days for one version.
 
     `scores[t]` are the version's scores on day t, `next_returns[t]` the assets' returns from t to
     t+1, `previous_weights` the book held the day before the batch (None for a version's first
-    day, which is not charged for building its book).
+    day, which is not charged for building its book). `weights` is the book recorded with the
+    scores, when there is one (it is `quantile_weights(scores, settings.quantile)`, computed
+    here otherwise).
     """
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     next_returns = np.atleast_2d(np.asarray(next_returns, dtype=float))
     if scores.shape != next_returns.shape:
         raise ValueError(f"scores {scores.shape} and next returns {next_returns.shape} differ")
     model = cost_model if cost_model is not None else make_cost_model(settings)
-    weights = quantile_weights(scores, settings.quantile)
+    if weights is None:
+        weights = quantile_weights(scores, settings.quantile)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    if weights.shape != scores.shape:
+        raise ValueError(f"weights {weights.shape} and scores {scores.shape} differ in shape")
     day_trades = trades(weights, previous_weights)
     gross = gross_returns(weights, next_returns)
     cost = np.asarray(model.cost(day_trades), dtype=float)

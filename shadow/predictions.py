@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from registry.ids import validate_slug, validate_version_id
 
 SCHEMA = pa.schema([("day", pa.date32()), ("asset", pa.string()), ("score", pa.float32()),
                     ("weight", pa.float64())])
+# Scores are near-unique floats: dictionary-encoding them only costs time.
+DICTIONARY_COLUMNS = ["day", "asset", "weight"]
 
 
 class PredictionStore:
@@ -41,7 +44,7 @@ class PredictionStore:
         n_days, n_assets = scores.shape
         table = pa.table({
             "day": pa.array(np.repeat(np.array(days, dtype="datetime64[D]"), n_assets)),
-            "asset": pa.array(np.tile(np.asarray(assets, dtype=object), n_days), pa.string()),
+            "asset": pa.array(list(assets), pa.string()).take(np.tile(np.arange(n_assets), n_days)),
             "score": pa.array(scores.reshape(-1).astype(np.float32)),
             "weight": pa.array(weights.reshape(-1).astype(np.float64)),
         }, schema=SCHEMA)
@@ -49,32 +52,52 @@ class PredictionStore:
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{days[0]:%Y%m%d}_{days[-1]:%Y%m%d}.parquet"
         tmp = directory / f".{target.name}.{os.getpid()}.tmp"
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, use_dictionary=DICTIONARY_COLUMNS)
         os.replace(tmp, target)
         return target
 
     def read(self, track: str, version_id: str, days: Sequence[dt.date],
              assets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and weights ``[len(days), len(assets)]`` for predicted days."""
-        wanted = set(days)
-        row = {day: k for k, day in enumerate(days)}
-        col = {asset: k for k, asset in enumerate(assets)}
+        """Scores and weights ``[len(days), len(assets)]`` for predicted days.
+
+        Only files whose name spans one of ``days`` are opened; assets not in ``assets`` are
+        ignored, and an asset absent on a day keeps score NaN and weight 0.
+        """
         scores = np.full((len(days), len(assets)), np.nan)
         weights = np.zeros((len(days), len(assets)))
+        if not days:
+            return scores, weights
+        wanted = np.array(list(days), dtype="datetime64[D]")
+        by_day = np.argsort(wanted)
+        column = {asset: k for k, asset in enumerate(assets)}
         for path in self._files(track, version_id):
-            table = pq.read_table(path)
-            day_values = table.column("day").to_pylist()
-            if not wanted.intersection(day_values):
+            first, last = _span(path)
+            if first is not None and not ((wanted >= first) & (wanted <= last)).any():
                 continue
-            frame = table.to_pandas()
-            frame = frame[frame["day"].isin(wanted)]
-            r = frame["day"].map(row).to_numpy()
-            c = frame["asset"].map(col).to_numpy()
-            known = ~np.isnan(c.astype(float))
-            scores[r[known], c[known].astype(int)] = frame["score"].to_numpy()[known]
-            weights[r[known], c[known].astype(int)] = frame["weight"].to_numpy()[known]
+            table = pq.read_table(path, filters=pc.field("day").isin(pa.array(wanted)))
+            if table.num_rows == 0:
+                continue
+            day_values = table.column("day").to_numpy().astype("datetime64[D]")
+            r = by_day[np.searchsorted(wanted, day_values, sorter=by_day)]
+            encoded = table.column("asset").dictionary_encode().combine_chunks()
+            lookup = np.array([column.get(a, -1) for a in encoded.dictionary.to_pylist()],
+                              dtype=np.int64)
+            c = lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+            known = c >= 0
+            scores[r[known], c[known]] = table.column("score").to_numpy()[known]
+            weights[r[known], c[known]] = table.column("weight").to_numpy()[known]
         return scores, weights
 
     def _files(self, track: str, version_id: str) -> list[Path]:
         directory = self.directory(track, version_id)
         return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+
+def _span(path: Path) -> tuple[np.datetime64 | None, np.datetime64 | None]:
+    """First and last day a batch file holds, from its name (None: not a name we wrote)."""
+    try:
+        first, last = (dt.datetime.strptime(part, "%Y%m%d").date() for part in
+                       path.stem.split("_"))
+    except ValueError:
+        return None, None
+    return np.datetime64(first, "D"), np.datetime64(last, "D")

@@ -1,10 +1,18 @@
-"""Serving a bundle: verify it, restore it, score with the same feature code as training."""
+"""Serving a bundle: verify it, restore it, score with the same feature code as training.
+
+A process restores each bundle once: ``load_model`` verifies every file against SHA256SUMS on
+every call and reuses the model it restored for the same verified bytes (keyed by the digest of
+SHA256SUMS). Scoring is one jitted function shared by every model of the same architecture, fed
+days in power-of-two buckets, so a long-lived process compiles a handful of shapes, not one per
+version and batch size.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -14,10 +22,23 @@ import pandas as pd
 from flax import nnx
 
 from trainer.checkpoint import restore_checkpoint
-from trainer.checksums import IntegrityError, verify_sha256sums
+from trainer.checksums import IntegrityError, sums_digest, verify_sha256sums
 from trainer.config import TrainConfig
 from trainer.features import compute_features, feature_names
 from trainer.models import Scorer
+
+RESTORED_CACHE_SIZE = 64  # restored bundles kept per process (a few kB of weights each)
+_restored: dict[tuple[Path, str], tuple[Scorer, TrainConfig, dict]] = {}
+
+
+@partial(jax.jit, static_argnums=0)
+def _score(graphdef: nnx.GraphDef, state: nnx.State, features: jax.Array) -> jax.Array:
+    return nnx.merge(graphdef, state)(jnp.nan_to_num(features))
+
+
+def _day_bucket(days: int) -> int:
+    """The next power of two: the leading axis is padded to it, to bound recompilation."""
+    return 1 << max(days - 1, 0).bit_length()
 
 
 class Predictor:
@@ -30,13 +51,7 @@ class Predictor:
         self.feature_names: list[str] = list(metadata["feature_names"])
         self.train_cutoff = dt.date.fromisoformat(metadata["training_window"]["train_cutoff"])
         self.model = model
-        graphdef, self._state = nnx.split(model)
-
-        @jax.jit
-        def score(state: nnx.State, features: jax.Array) -> jax.Array:
-            return nnx.merge(graphdef, state)(jnp.nan_to_num(features))
-
-        self._score = score
+        self._graphdef, self._state = nnx.split(model)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Scores for ``[assets, features]`` or ``[days, assets, features]``.
@@ -51,7 +66,12 @@ class Predictor:
                 f"[days, assets, {len(self.feature_names)}] ({', '.join(self.feature_names)}); "
                 f"got shape {features.shape}"
             )
-        return np.asarray(self._score(self._state, features))
+        if features.ndim == 2:
+            return np.asarray(_score(self._graphdef, self._state, features))
+        days = features.shape[0]
+        padded = np.zeros((_day_bucket(days), *features.shape[1:]), dtype=np.float32)
+        padded[:days] = features
+        return np.asarray(_score(self._graphdef, self._state, padded))[:days]
 
     def features(self, returns: pd.DataFrame) -> np.ndarray:
         """``[days, assets, features]`` from wide daily returns, by the training code."""
@@ -83,9 +103,14 @@ def load_model(bundle_dir: str | Path) -> Predictor:
     """Verify SHA256SUMS, restore the Orbax checkpoint, return a :class:`Predictor`.
 
     Raises :class:`trainer.checksums.IntegrityError` when any file differs from its checksum.
+    Every call verifies; a bundle whose verified SHA256SUMS this process has restored before is
+    not restored again (the same digest pins the same bytes of every file).
     """
     bundle_dir = Path(bundle_dir)
     verify_sha256sums(bundle_dir)
+    key = (bundle_dir.resolve(), sums_digest(bundle_dir))
+    if key in _restored:
+        return Predictor(*_restored[key], bundle_dir)
     metadata = json.loads((bundle_dir / "metadata.json").read_text(encoding="utf-8"))
     config = TrainConfig.model_validate(metadata["train_config"])
     names = feature_names(config)
@@ -95,4 +120,7 @@ def load_model(bundle_dir: str | Path) -> Predictor:
             f"trainer computes {names}; retrain with this trainer version"
         )
     model, _, _ = restore_checkpoint(bundle_dir / "checkpoint", config, len(names))
+    if len(_restored) >= RESTORED_CACHE_SIZE:
+        del _restored[next(iter(_restored))]  # the oldest
+    _restored[key] = (model, config, metadata)
     return Predictor(model, config, metadata, bundle_dir)

@@ -161,3 +161,17 @@ def test_settled_days_are_net_of_linear_cost():
     frame = settled.to_frame(["d1", "d2"])
     assert list(frame.columns) == ["gross", "turnover", "cost", "net", "rank_ic"]
     assert frame.loc["d2", "net"] == pytest.approx(-0.004)
+
+
+def test_a_recorded_book_settles_like_the_computed_one():
+    rng = np.random.default_rng(12)
+    scores = rng.normal(size=(10, 30))
+    returns = rng.normal(scale=0.01, size=(10, 30))
+    portfolio = PortfolioSettings(quantile=0.2, cost_bps=10)
+    computed = settle_days(scores, returns, None, portfolio)
+    recorded = settle_days(scores, returns, None, portfolio,
+                           weights=quantile_weights(scores, portfolio.quantile))
+    for name in ("gross", "turnover", "cost", "net", "rank_ic"):
+        np.testing.assert_array_equal(getattr(recorded, name), getattr(computed, name))
+    with pytest.raises(ValueError, match="differ in shape"):
+        settle_days(scores, returns, None, portfolio, weights=np.zeros((10, 29)))

@@ -102,6 +102,7 @@ def test_a_flipped_byte_is_refused(bundles: dict, tmp_path: Path) -> None:
     victim = next(
         p for p in sorted((copy / "checkpoint").rglob("*")) if p.is_file() and p.stat().st_size > 0
     )
+    load_model(copy)  # restored once and cached: the cache must not hide a later corruption
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
     victim.write_bytes(bytes(data))
