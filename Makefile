@@ -1,13 +1,14 @@
-# `make test` does all set-up on a fresh machine: it creates .venv, installs the pinned
-# dependencies (requirements.lock) and Podium itself, then lints and runs the suite.
-# (`make demo` arrives with the end-to-end demo; it is not built yet.)
+# `make demo` and `make test` do all set-up on a fresh machine: they create .venv and install the
+# pinned dependencies (requirements.lock) and Podium itself first. `make demo` then runs the
+# whole flow end to end on SQLite (`registry demo`, see README.md) and serves until Ctrl-C;
+# `make test` lints and runs the suite.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint lock clean
+.PHONY: demo test lint lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/registry demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

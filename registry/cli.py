@@ -242,6 +242,34 @@ def _print_transition(answer: dict) -> None:
 app.command()(leaderboard)
 
 
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    no_serve: Annotated[bool, typer.Option(
+        "--no-serve", help="Stop after the promotion and the curl lines instead of serving.")]
+    = False,
+    host: Annotated[str | None, typer.Option(help="Interface (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Port (default: server.port; 0 picks a free one).")] = None,
+    tick_seconds: Annotated[int, typer.Option(
+        "--tick-seconds", min=1, max=3600,
+        help="While serving, a new market day lands and is scored this often.")] = 5,
+) -> None:
+    """Run the whole flow end to end: migrate, generate the market, train the incumbent (the
+    first active spec), score it in shadow, crown it the first champion through the gate, train
+    the other active specs as challengers, let most remaining days land and score them, show
+    the leaderboard, then serve the API, promote the best challenger over REST (or show why
+    the gate refuses) and print the curl lines to try next. Unless --no-serve, it keeps
+    serving the API and the page at / while a market day lands every --tick-seconds, until
+    Ctrl-C. Re-running reuses the database, the market and the trained versions.
+    Exit codes: 0 done (a refusal by the gate is a result, not a failure), 1 a step failed,
+    2 bad configuration."""
+    from registry.demo import run_demo
+
+    raise typer.Exit(run_demo(config, serve=not no_serve, host=host, port=port,
+                              tick_seconds=tick_seconds))
+
+
 def _safe_url(settings) -> str:
     from sqlalchemy.engine import make_url
 

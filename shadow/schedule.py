@@ -1,4 +1,4 @@
-"""The scheduled shadow job: APScheduler on the cron in ``shadow.schedule``.
+"""The scheduled shadow job: APScheduler on ``shadow.schedule``, a cron or ``@every <N>s|m|h``.
 
 The same job runs in ``shadow schedule`` (foreground) and inside ``registry serve``: let
 ``feed_days_per_tick`` synthetic days land (0 for a real feed), then ``run_shadow``. Missed runs
@@ -9,11 +9,14 @@ scoring the same day.
 from __future__ import annotations
 
 import logging
+import re
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from registry.config import PodiumConfig
@@ -23,6 +26,7 @@ from trainer.dataset import land_days
 
 log = logging.getLogger("podium.shadow")
 JOB_ID = "podium-shadow"
+EVERY = re.compile(r"^@every\s+([1-9][0-9]{0,5})\s*([smh])$")  # e.g. "@every 5s" (demos)
 
 
 def shadow_tick(config: PodiumConfig, engine: Engine) -> ShadowRun:
@@ -35,12 +39,17 @@ def shadow_tick(config: PodiumConfig, engine: Engine) -> ShadowRun:
     return result
 
 
-def trigger(config: PodiumConfig) -> CronTrigger:
+def trigger(config: PodiumConfig) -> BaseTrigger:
+    schedule = config.shadow.schedule.strip()
+    if every := EVERY.match(schedule):
+        unit = {"s": "seconds", "m": "minutes", "h": "hours"}[every.group(2)]
+        return IntervalTrigger(**{unit: int(every.group(1))}, timezone="UTC")
     try:
-        return CronTrigger.from_crontab(config.shadow.schedule, timezone="UTC")
+        return CronTrigger.from_crontab(schedule, timezone="UTC")
     except ValueError as exc:
         raise ConfigError(f"shadow.schedule {config.shadow.schedule!r} is not a cron "
-                          f"expression (minute hour day month weekday): {exc}") from None
+                          f"expression (minute hour day month weekday) nor '@every <N>s|m|h': "
+                          f"{exc}") from None
 
 
 def add_shadow_job(scheduler: BaseScheduler, config: PodiumConfig, engine: Engine) -> None:

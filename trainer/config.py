@@ -42,7 +42,7 @@ class MarketConfig(_Strict):
         0.0001, ge=0, le=0.05, description="continuation of the total return t-120..t-21"
     )
     residual_momentum_strength: float = Field(
-        0.001, ge=0, le=0.05, description="continuation of the residual return t-60..t-1"
+        0.0015, ge=0, le=0.05, description="continuation of the residual return t-60..t-1"
     )
     strength_drift: float = Field(
         0.3, ge=0, le=2, description="log-sd of the slow drift of every strength"

@@ -33,3 +33,12 @@ def test_a_bad_cron_is_a_configuration_error(shadow_env) -> None:
         update={"schedule": "every five minutes"})})
     with pytest.raises(ConfigError, match="shadow.schedule 'every five minutes' is not a cron"):
         trigger(config)
+
+
+def test_an_every_schedule_is_a_seconds_interval(shadow_env) -> None:
+    import datetime as dt
+
+    config, _, _ = shadow_env
+    config = config.model_copy(update={"shadow": config.shadow.model_copy(
+        update={"schedule": "@every 5s"})})
+    assert trigger(config).interval == dt.timedelta(seconds=5)
