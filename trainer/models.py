@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache, partial
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -39,12 +41,40 @@ class MLPScorer(nnx.Module):
 Scorer = LinearScorer | MLPScorer
 
 
+def _scorer(kind: str, n_features: int, hidden_sizes: tuple[int, ...], rngs: nnx.Rngs) -> Scorer:
+    if kind == "linear":
+        return LinearScorer(n_features, rngs=rngs)
+    return MLPScorer(n_features, hidden_sizes, rngs=rngs)
+
+
 def build_model(config: TrainConfig, n_features: int, *, seed: int | None = None) -> Scorer:
     """The scorer ``config.model`` names, initialised from ``seed`` (default: ``config.seed``)."""
     rngs = nnx.Rngs(params=config.seed if seed is None else seed)
-    if config.model == "linear":
-        return LinearScorer(n_features, rngs=rngs)
-    return MLPScorer(n_features, tuple(config.hidden_sizes), rngs=rngs)
+    return _scorer(config.model, n_features, tuple(config.hidden_sizes), rngs)
+
+
+@cache
+def _graphdef(kind: str, n_features: int, hidden_sizes: tuple[int, ...]) -> nnx.GraphDef:
+    return nnx.graphdef(
+        nnx.eval_shape(lambda: _scorer(kind, n_features, hidden_sizes, nnx.Rngs(0)))
+    )
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _initial_params(kind: str, n_features: int, hidden_sizes: tuple[int, ...], key: jax.Array):
+    model = _scorer(kind, n_features, hidden_sizes, nnx.Rngs(params=key))
+    return nnx.as_pure(nnx.state(model, nnx.Param))
+
+
+def init_params(config: TrainConfig, n_features: int) -> tuple[nnx.GraphDef, nnx.State]:
+    """:func:`build_model`'s graph and initial weights (pure arrays), computed in one call.
+
+    The same weights as ``build_model(config, n_features)``, without a device dispatch (and,
+    in a fresh process, a compilation) per initialiser operation.
+    """
+    hidden_sizes = tuple(config.hidden_sizes) if config.model == "mlp" else ()
+    architecture = (config.model, n_features, hidden_sizes)
+    return _graphdef(*architecture), _initial_params(*architecture, jax.random.key(config.seed))
 
 
 def count_params(model: nnx.Module) -> int:

@@ -1,16 +1,21 @@
 """Training, top to bottom: loss, jitted steps, the epoch loop, then the sealed bundle.
 
 Shaped like Flax's examples: :func:`loss_fn`, jitted :func:`train_step` / :func:`eval_step`
-and :func:`train_and_evaluate`. The steps are pure functions of ``(graphdef, state)`` (the
-split model and optimizer), so each call is one compiled XLA computation; an epoch runs as a
-few :func:`train_steps` calls (a ``lax.scan`` over batches) with the soft deadline checked in
-between.
+and :func:`train_and_evaluate`. The steps are pure functions of the model's parameter arrays
+and the plain Optax state (the NNX graph is split off once and is static), so the compiled
+step is the same XLA computation as a bare ``jax.value_and_grad`` + ``optax`` loop. The
+training rows go to the device once per run, shuffled and feature-major. An epoch runs as a
+few :func:`train_steps` calls (a ``lax.scan`` over batches, the last one fused with the
+validation loss and scores); the next call is queued before the host reads the last one's
+metrics, so the device never waits for logging or early-stopping bookkeeping.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,13 +24,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from trainer.bundle import discard_staging, prepare_staging, seal_bundle, write_descriptors
 from trainer.checkpoint import make_optimizer, save_checkpoint
 from trainer.config import ResolvedConfig, TrainConfig
 from trainer.dataset import dataset_fingerprint, open_feed
-from trainer.models import Scorer, architecture_summary, build_model, count_params
+from trainer.models import Scorer, architecture_summary, count_params, init_params
 from trainer.provenance import device_used
 from trainer.tracking import MetricsLog, start_wandb_run
 from trainer.window import TrainingData, build_training_data, resolve_cutoff
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEADLINE_FRACTION = 0.9
 MAX_STEPS_PER_CALL = 128  # the soft deadline is checked at least this often
+CALLS_IN_FLIGHT = 2  # calls queued on the device while the host reads the oldest one
 
 
 def loss_fn(model: Scorer, features: jax.Array, targets: jax.Array) -> jax.Array:
@@ -41,55 +48,112 @@ def loss_fn(model: Scorer, features: jax.Array, targets: jax.Array) -> jax.Array
     return jnp.mean((model(features) - targets) ** 2)
 
 
-def _train_step(graphdef: nnx.GraphDef, state: nnx.State, features, targets):
-    model, optimizer = nnx.merge(graphdef, state)
-    loss, grads = nnx.value_and_grad(loss_fn)(model, features, targets)
-    optimizer.update(model, grads)
-    return nnx.state((model, optimizer)), loss
+def _params_loss(params: nnx.State, graphdef: nnx.GraphDef, features, targets) -> jax.Array:
+    return loss_fn(nnx.merge(graphdef, params), features, targets)
 
 
-train_step = jax.jit(_train_step, static_argnums=0)
-"""One AdamW step on one batch: ``(graphdef, state, features, targets) -> (state, loss)``."""
+def _train_step(
+    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, params, opt_state, features, targets
+):
+    loss, grads = jax.value_and_grad(_params_loss)(params, graphdef, features, targets)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
 
 
-@partial(jax.jit, static_argnums=(0, 5))
-def train_steps(graphdef: nnx.GraphDef, state: nnx.State, x, y, starts, batch_size: int):
-    """Several steps in one call; batch ``k`` is rows ``starts[k] .. starts[k]+batch_size-1``."""
+train_step = jax.jit(_train_step, static_argnums=(0, 1))
+"""One step on one batch: ``(graphdef, tx, params, opt_state, features, targets)`` ->
+``(params, opt_state, loss)``; ``params`` are the model's pure ``nnx.Param`` arrays."""
+
+
+def _evaluate(graphdef: nnx.GraphDef, params, x_val, y_val) -> dict[str, jax.Array]:
+    scores = nnx.merge(graphdef, params)(x_val.T)
+    loss = jnp.sum((scores - y_val) ** 2) / max(y_val.shape[0], 1)
+    return {"loss": loss, "scores": scores}
+
+
+eval_step = jax.jit(_evaluate, static_argnums=0)
+"""Validation loss and scores: ``(graphdef, params, x_val [features, rows], y_val [rows])``."""
+
+
+@jax.jit
+def feature_major(x: jax.Array, y: jax.Array, order: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Rows ``order`` of ``x [rows, features]`` as ``[features, rows]``, and of ``y``.
+
+    The steps slice batches out of the feature-major copy and read them transposed: XLA's CPU
+    matrix-vector products run markedly faster on that layout than on row-major batches.
+    """
+    return jnp.take(x.T, order, axis=1), jnp.take(y, order)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def train_steps(
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    batch_size: int,
+    params,
+    opt_state,
+    x: jax.Array,
+    y: jax.Array,
+    starts: jax.Array,
+    validation: tuple[jax.Array, jax.Array] | None = None,
+):
+    """Steps on batches ``start .. start + batch_size - 1`` of ``x [features, rows]`` and
+    ``y [rows]``, one per entry of ``starts``, in one call.
+
+    Returns ``(params, opt_state, sum of the batch losses, evaluation)``: with ``validation``
+    (``x_val [features, rows]``, ``y_val``), the :func:`eval_step` of the updated parameters,
+    in the same call; without it, None.
+    """
 
     def body(carry, start):
-        features = jax.lax.dynamic_slice_in_dim(x, start, batch_size)
+        features = jax.lax.dynamic_slice_in_dim(x, start, batch_size, axis=1).T
         targets = jax.lax.dynamic_slice_in_dim(y, start, batch_size)
-        return _train_step(graphdef, carry, features, targets)
+        params, opt_state, loss = _train_step(graphdef, tx, *carry, features, targets)
+        return (params, opt_state), loss
 
-    return jax.lax.scan(body, state, starts)
+    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), starts)
+    evaluation = None if validation is None else _evaluate(graphdef, params, *validation)
+    return params, opt_state, losses.sum(), evaluation
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks ``0 .. n-1`` along each row; tied values share their average rank."""
+    order = np.argsort(values, axis=1)
+    ordered = np.take_along_axis(values, order, axis=1)
+    position = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    starts = np.ones(values.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(values.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, values.shape[1])[:, ::-1], axis=1)
+    ranks = np.empty(values.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last[:, ::-1]) / 2.0, axis=1)
+    return ranks
 
 
 def rank_ic(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
     """Mean over days of the Spearman correlation across assets (masked entries ignored).
 
-    NumPy on the host: XLA's CPU sort makes an on-device version many times slower.
+    Ties share their average rank, as in ``scipy.stats.spearmanr``; days with fewer than two
+    entries are skipped, and a day whose scores or targets do not vary counts as 0. NumPy on
+    the host (XLA's CPU sort is many times slower), all days at once.
     """
-    per_day = []
-    for day_scores, day_targets, day_mask in zip(scores, targets, mask, strict=True):
-        if day_mask.sum() < 2:
-            continue
-        a = np.argsort(np.argsort(day_scores[day_mask])).astype(np.float64)
-        b = np.argsort(np.argsort(day_targets[day_mask])).astype(np.float64)
-        a -= a.mean()
-        b -= b.mean()
-        denom = np.sqrt((a * a).sum() * (b * b).sum())
-        per_day.append((a * b).sum() / denom if denom > 0 else 0.0)
-    return float(np.mean(per_day)) if per_day else float("nan")
+    mask = np.asarray(mask, dtype=bool)
+    counts = mask.sum(axis=1)
+    if not (counts >= 2).any():
+        return float("nan")
 
+    def centred_ranks(values: np.ndarray) -> np.ndarray:
+        # masked entries rank last, after every kept one, and are then zeroed
+        ranks = np.where(mask, _average_ranks(np.where(mask, values, np.inf)), 0.0)
+        mean = ranks.sum(axis=1, keepdims=True) / np.maximum(counts, 1)[:, None]
+        return np.where(mask, ranks - mean, 0.0)
 
-@partial(jax.jit, static_argnums=0)
-def eval_step(graphdef: nnx.GraphDef, state: nnx.State, x_days, y_days, mask) -> dict:
-    """Validation loss and scores on ``[days, assets, features]``."""
-    model, _ = nnx.merge(graphdef, state)
-    scores = model(x_days)
-    weight = mask.astype(jnp.float32)
-    loss = ((scores - y_days) ** 2 * weight).sum() / jnp.maximum(weight.sum(), 1.0)
-    return {"loss": loss, "scores": scores}
+    a, b = centred_ranks(scores), centred_ranks(targets)
+    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    per_day = np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0)
+    return float(per_day[counts >= 2].mean())
 
 
 class BatchPlan:
@@ -111,6 +175,78 @@ class BatchPlan:
         phase = int(self.rng.integers(0, self.slack + 1))
         return (phase + self.rng.permutation(self.steps) * self.batch_size).astype(np.int32)
 
+    def calls(self, epochs: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """``(starts, ends_epoch)`` per call: epochs in order, each cut into calls of at most
+        ``MAX_STEPS_PER_CALL`` steps."""
+        pieces = max(1, -(-self.steps // MAX_STEPS_PER_CALL))
+        edges = np.linspace(0, self.steps, pieces + 1).round().astype(int)
+        for _ in range(epochs):
+            starts = self.epoch_starts()
+            for first, last in zip(edges[:-1], edges[1:], strict=True):
+                if last > first:
+                    yield starts[first:last], bool(last == self.steps)
+
+
+@dataclass
+class _Call:
+    """One queued :func:`train_steps` call; its arrays may still be computing."""
+
+    steps: int
+    params: Any
+    opt_state: Any
+    loss_sum: jax.Array
+    evaluation: dict[str, jax.Array] | None  # on the call that ends an epoch
+
+
+class _CallQueue:
+    """:func:`train_steps` calls queued ahead, so the device never waits for the host.
+
+    The deadline is checked before each call is queued and at most ``CALLS_IN_FLIGHT`` are
+    queued, so at most that many run past it. Calls still queued when training stops (early
+    stopping ruled out their epoch) are dropped unread.
+    """
+
+    def __init__(
+        self,
+        run: Callable[..., tuple],
+        calls: Iterator[tuple[np.ndarray, bool]],
+        params: Any,
+        opt_state: Any,
+        *,
+        deadline: float,
+    ) -> None:
+        self._run, self._calls, self._deadline = run, calls, deadline
+        self._tip = (params, opt_state)
+        self._queued: deque[_Call] = deque()
+        self.out_of_time = False
+        self._fill()
+
+    def _fill(self) -> None:
+        while not self.out_of_time and len(self._queued) < CALLS_IN_FLIGHT:
+            call = next(self._calls, None)
+            if call is None:
+                return
+            if time.monotonic() >= self._deadline:
+                self.out_of_time = True
+                return
+            starts, ends_epoch = call
+            params, opt_state, loss_sum, evaluation = self._run(*self._tip, starts, ends_epoch)
+            self._tip = (params, opt_state)
+            self._queued.append(_Call(len(starts), params, opt_state, loss_sum, evaluation))
+
+    def pop(self) -> _Call | None:
+        """The oldest call, waited for (the next ones queued meanwhile); None when none is left."""
+        if not self._queued:
+            return None
+        call = self._queued.popleft()
+        jax.block_until_ready(call.loss_sum)
+        self._fill()
+        return call
+
+    @property
+    def empty(self) -> bool:
+        return not self._queued
+
 
 @dataclass
 class FitResult:
@@ -125,12 +261,6 @@ class FitResult:
     train_seconds: float
 
 
-def _chunk_bounds(steps: int) -> list[tuple[int, int]]:
-    pieces = max(1, -(-steps // MAX_STEPS_PER_CALL))
-    edges = np.linspace(0, steps, pieces + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-
-
 def fit(
     config: TrainConfig, data: TrainingData, metrics: MetricsLog, *, deadline: float
 ) -> FitResult:
@@ -139,57 +269,65 @@ def fit(
     Returns the model and optimizer of the epoch with the lowest validation loss.
     """
     started = time.monotonic()
-    model = build_model(config, data.x_train.shape[1])
+    graphdef, params = init_params(config, data.x_train.shape[1])
+    model = nnx.merge(graphdef, params)
     optimizer = make_optimizer(model, config)
-    graphdef, state = nnx.split((model, optimizer))
+    opt_state, tx = nnx.as_pure(optimizer.opt_state), optimizer.tx
 
     plan = BatchPlan(data.y_train.shape[0], config.batch_size, config.seed)
-    x = jnp.asarray(data.x_train[plan.order])
-    y = jnp.asarray(data.y_train[plan.order])
-    x_val, y_val, val_mask = (jnp.asarray(a) for a in (data.x_val, data.y_val, data.val_mask))
-    bounds = _chunk_bounds(plan.steps)
+    x, y = feature_major(data.x_train, data.y_train, plan.order.astype(np.int32))
+    validation = (
+        jnp.asarray(data.x_val[data.val_mask].T),
+        jnp.asarray(data.y_val[data.val_mask]),
+    )
 
+    def run(params: Any, opt_state: Any, starts: np.ndarray, ends_epoch: bool) -> tuple:
+        checked = validation if ends_epoch else None
+        return train_steps(graphdef, tx, plan.batch_size, params, opt_state, x, y, starts, checked)
+
+    queue = _CallQueue(run, plan.calls(config.epochs), params, opt_state, deadline=deadline)
     step = epochs = best_step = best_epoch = 0
-    best_state, best_val_loss, best_train_loss = state, float("inf"), float("nan")
+    best_params, best_opt_state, best_evaluation = params, opt_state, None
+    best_val_loss, best_train_loss = float("inf"), float("nan")
     stale, stopped_early = 0, None
-    for epoch in range(config.epochs):
-        starts = plan.epoch_starts()
-        losses = []
-        for first, last in bounds:
-            if time.monotonic() >= deadline:
-                stopped_early = "time_budget"
-                break
-            state, chunk_losses = train_steps(
-                graphdef, state, x, y, starts[first:last], plan.batch_size
-            )
-            losses.append(chunk_losses)
-            step += last - first
-        if not losses:
-            break
-        epochs = epoch + 1
-        train_loss = float(jnp.concatenate(losses).mean())
-        val_loss = float(eval_step(graphdef, state, x_val, y_val, val_mask)["loss"])
+    epoch_loss_sum, epoch_steps = 0.0, 0
+    while (call := queue.pop()) is not None:
+        params, opt_state, evaluation = call.params, call.opt_state, call.evaluation
+        epoch_loss_sum += float(call.loss_sum)
+        epoch_steps += call.steps
+        step += call.steps
+        if evaluation is None:
+            if not (queue.out_of_time and queue.empty):
+                continue
+            evaluation = eval_step(graphdef, params, *validation)  # the deadline cut it short
+        epochs += 1
+        train_loss, val_loss = epoch_loss_sum / epoch_steps, float(evaluation["loss"])
+        epoch_loss_sum, epoch_steps = 0.0, 0
         metrics.log(step, "train", {"loss": train_loss, "epoch": epochs})
         metrics.log(step, "val", {"loss": val_loss})
         log.info(
             "epoch %d step %d: train loss %.5f, val loss %.5f", epochs, step, train_loss, val_loss
         )
         if val_loss < best_val_loss:
-            best_state, best_step, best_epoch, stale = state, step, epochs, 0
+            best_params, best_opt_state, best_evaluation = params, opt_state, evaluation
+            best_step, best_epoch, stale = step, epochs, 0
             best_val_loss, best_train_loss = val_loss, train_loss
         else:
             stale += 1
             if stale >= config.early_stopping_patience:
                 stopped_early = "patience"
                 break
-        if stopped_early:
-            break
+    if stopped_early is None and queue.out_of_time:
+        stopped_early = "time_budget"
 
-    # the kept model, scored once more for its rank IC
-    kept = eval_step(graphdef, best_state, x_val, y_val, val_mask)
+    # the kept model's rank IC (its scores came with its validation loss)
+    if best_evaluation is None:  # no epoch ran: the initial model is kept
+        best_evaluation = eval_step(graphdef, best_params, *validation)
+    scores = np.zeros(data.val_mask.shape, dtype=np.float32)
+    scores[data.val_mask] = np.asarray(best_evaluation["scores"])
     val = {
-        "loss": float(kept["loss"]),
-        "rank_ic": rank_ic(np.asarray(kept["scores"]), data.y_val, data.val_mask),
+        "loss": float(best_evaluation["loss"]),
+        "rank_ic": rank_ic(scores, data.y_val, data.val_mask),
     }
     metrics.log(best_step, "val", {"rank_ic": val["rank_ic"]})
     log.info(
@@ -200,7 +338,9 @@ def fit(
         f" (stopped early: {stopped_early})" if stopped_early else "",
     )
     best = {"val_loss": val["loss"], "val_rank_ic": val["rank_ic"], "train_loss": best_train_loss}
-    model, optimizer = nnx.merge(graphdef, best_state)
+    nnx.update(model, best_params)
+    nnx.update(optimizer.opt_state, nnx.state(best_opt_state))
+    optimizer.step[...] = best_step
     return FitResult(
         model=model,
         optimizer=optimizer,

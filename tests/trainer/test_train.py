@@ -1,4 +1,5 @@
-"""Training: deterministic weights, early stopping, the soft deadline, the rank IC."""
+"""Training: deterministic weights, the loop against a plain one, early stopping, the soft
+deadline, the rank IC."""
 
 from __future__ import annotations
 
@@ -8,24 +9,39 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 import scipy.stats
 from flax import nnx
 
+from trainer import train
+from trainer.checkpoint import make_optimizer
 from trainer.config import ResolvedConfig
 from trainer.dataset import open_feed
-from trainer.train import fit, rank_ic, train_and_evaluate
-from trainer.window import build_training_data
+from trainer.models import build_model, init_params
+from trainer.train import BatchPlan, fit, rank_ic, train_and_evaluate, train_step
+from trainer.window import TrainingData, build_training_data
 
 
-class _NoMetrics:
+class _Recorder:
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str, str, float]] = []
+
     def log(self, step: int, split: str, values: dict) -> None:
-        pass
+        self.rows += [(step, split, metric, value) for metric, value in values.items()]
+
+    def series(self, split: str, metric: str) -> list[float]:
+        return [v for _, s, m, v in self.rows if (s, m) == (split, metric)]
 
 
-def _fit(config: ResolvedConfig):
+def _data(config: ResolvedConfig) -> TrainingData:
     feed = open_feed(config.run.datasets_root, config.train.market)
-    data = build_training_data(feed.returns(), config.train)
-    return fit(config.train, data, _NoMetrics(), deadline=time.monotonic() + 600), data
+    return build_training_data(feed.returns(), config.train)
+
+
+def _fit(config: ResolvedConfig, metrics: _Recorder | None = None):
+    data = _data(config)
+    metrics = metrics or _Recorder()
+    return fit(config.train, data, metrics, deadline=time.monotonic() + 600), data
 
 
 def _weights(model: nnx.Module) -> list[np.ndarray]:
@@ -44,6 +60,54 @@ def test_same_config_and_data_give_identical_weights(
     assert not np.array_equal(_weights(first.model)[0], _weights(other.model)[0])
 
 
+def test_compiled_initialisation_gives_build_models_weights(
+    make_config: Callable[..., ResolvedConfig],
+) -> None:
+    for config in (make_config(model="linear", seed=3), make_config(model="mlp", seed=2**40)):
+        graphdef, params = init_params(config.train, 6)
+        model = build_model(config.train, 6)
+        assert graphdef == nnx.graphdef(model)
+        for a, b in zip(jax.tree.leaves(params), _weights(model), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_fit_matches_a_plain_loop_of_single_steps(
+    model: str, make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queued, scanned epochs train exactly the batches a plain loop would, in order."""
+    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4)  # several calls per epoch
+    config = make_config(model=model, epochs=4, early_stopping_patience=100)
+    metrics = _Recorder()
+    fitted, data = _fit(config, metrics)
+
+    # the reference: one jitted step per batch, in the plan's order, synchronously
+    graphdef, params = init_params(config.train, data.x_train.shape[1])
+    optimizer = make_optimizer(nnx.merge(graphdef, params), config.train)
+    opt_state, tx = nnx.as_pure(optimizer.opt_state), optimizer.tx
+    plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
+    x, y = data.x_train[plan.order], data.y_train[plan.order]
+    assert plan.steps > 2 * train.MAX_STEPS_PER_CALL
+    per_epoch, val_losses = [], []
+    x_val, y_val = data.x_val[data.val_mask], data.y_val[data.val_mask]
+    for _ in range(config.train.epochs):
+        for start in plan.epoch_starts():
+            rows = slice(start, start + plan.batch_size)
+            params, opt_state, _ = train_step(graphdef, tx, params, opt_state, x[rows], y[rows])
+        per_epoch.append(params)
+        scores = np.asarray(nnx.merge(graphdef, params)(x_val), dtype=np.float64)
+        val_losses.append(float(np.mean((scores - y_val) ** 2)))
+
+    assert fitted.steps_completed == config.train.epochs * plan.steps
+    np.testing.assert_allclose(metrics.series("val", "loss"), val_losses, rtol=1e-4)
+    assert fitted.best_epoch == int(np.argmin(val_losses)) + 1
+    assert fitted.best_step == fitted.best_epoch * plan.steps
+    expected = per_epoch[fitted.best_epoch - 1]
+    for a, b in zip(_weights(fitted.model), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert int(fitted.optimizer.step[...]) == fitted.best_step
+
+
 def test_rank_ic_matches_scipy_spearman() -> None:
     rng = np.random.default_rng(3)
     scores, targets = rng.normal(size=(6, 30)), rng.normal(size=(6, 30))
@@ -60,14 +124,37 @@ def test_rank_ic_matches_scipy_spearman() -> None:
     assert abs(got - expected) < 1e-5
 
 
+def test_rank_ic_averages_tied_ranks_like_scipy() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(8, 25)).astype(np.float32)  # many ties
+    targets = np.round(rng.normal(size=(8, 25)), 1)
+    mask = rng.random((8, 25)) > 0.2
+    mask[3, 2:] = False  # a day with too few entries is skipped
+    scores[5] = 1.0  # a day whose scores do not vary counts as 0
+    expected = []
+    for s, t, m in zip(scores, targets, mask, strict=True):
+        if m.sum() < 2:
+            continue
+        same = np.ptp(s[m]) == 0 or np.ptp(t[m]) == 0
+        expected.append(0.0 if same else scipy.stats.spearmanr(s[m], t[m]).statistic)
+    assert abs(rank_ic(scores, targets, mask) - np.mean(expected)) < 1e-9
+    assert np.isnan(rank_ic(scores, targets, np.zeros_like(mask)))
+
+
 def test_early_stopping_keeps_the_best_epoch(
     make_config: Callable[..., ResolvedConfig],
 ) -> None:
-    fitted, _ = _fit(make_config(epochs=60, learning_rate=0.05, early_stopping_patience=2))
+    metrics = _Recorder()
+    fitted, _ = _fit(make_config(epochs=60, learning_rate=0.05, early_stopping_patience=2), metrics)
+    val_losses = metrics.series("val", "loss")
+    assert len(val_losses) == fitted.epochs_completed
+    assert fitted.best_epoch == int(np.argmin(val_losses)) + 1
+    assert fitted.best["val_loss"] == pytest.approx(min(val_losses), rel=1e-6)
     assert fitted.stopped_early in {"patience", None}
-    assert fitted.best_epoch <= fitted.epochs_completed
     if fitted.stopped_early == "patience":
         assert fitted.epochs_completed == fitted.best_epoch + 2
+    else:
+        assert fitted.epochs_completed == 60
 
 
 def test_soft_deadline_stops_evaluates_and_still_writes_the_bundle(
