@@ -52,7 +52,7 @@ class ModelSpec(_Section):
 
 
 class ShadowConfig(_Section):
-    schedule: str = Field("*/5 * * * *", description="cron of the scheduled shadow job")
+    schedule: str = Field("*/5 * * * *", description="cron (UTC) or @every <N>s|m|h of the job")
     in_serve: bool = Field(True, description="run the scheduled job inside `registry serve`")
     feed_days_per_tick: int = Field(0, ge=0, description="days the scheduled job lets land")
     lease_seconds: int = Field(600, ge=5, description="how long a runner's lease lasts")
@@ -167,7 +167,14 @@ def parse_config(text: str, *, source: Path, environ: Mapping[str, str] | None =
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: malformed YAML: {exc}") from None
+        raise ConfigError(f"{source}: malformed YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
+    except ValueError as exc:  # a value YAML cannot build: 2025-02-30, a 5000-digit integer
+        raise ConfigError(f"{source}: malformed YAML: a value cannot be read ({exc})") from None
+    if (duplicate := _duplicate_key(node)) is not None:
+        raise ConfigError(f"{source}:{duplicate[1]}: duplicate key {duplicate[0]!r} (a YAML "
+                          "mapping keeps only the last one; say it once)")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -186,6 +193,10 @@ def parse_config(text: str, *, source: Path, environ: Mapping[str, str] | None =
 
 
 def _resolve_paths(config: PodiumConfig, source: Path) -> PodiumConfig:
+    for key, value in (("artefacts_root", str(config.artefacts_root)),
+                       ("database.url", config.database.url)):
+        if "\0" in value:
+            raise ConfigError(f"{source}: {key} contains a NUL character")
     base = source.resolve().parent
     root = config.artefacts_root
     root = Path(os.path.normpath(root if root.is_absolute() else base / root))
@@ -208,18 +219,52 @@ def _explain(exc: ValidationError, node: yaml.Node | None, source: Path) -> str:
     lines = []
     for error in exc.errors():
         loc = tuple(error["loc"])
-        dotted = ".".join(str(part) for part in loc) or "(top level)"
+        dotted = _clip(".".join(str(part) for part in loc)) or "(top level)"
         where = f"{source}:{line}" if (line := _line_of(node, loc)) else str(source)
         if error["type"] == "extra_forbidden":
             parent = ".".join(str(p) for p in loc[:-1]) or "the top level"
             allowed = ", ".join(_allowed_keys(loc[:-1]))
-            lines.append(f"{where}: unknown key {str(loc[-1])!r} in {parent}; "
+            lines.append(f"{where}: unknown key {_short(str(loc[-1]))} in {_clip(parent)}; "
                          f"valid keys: {allowed}")
         else:
             got = error.get("input")
-            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            shown = "" if isinstance(got, dict | list) else f" (got {_short(got)})"
             lines.append(f"{where}: {dotted}: {error['msg']}{shown}")
     return "\n".join(lines)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more than 4300 digits
+        return f"an integer of about {value.bit_length() * 0.30103:.0f} digits"
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _duplicate_key(node: yaml.Node | None) -> tuple[str, int] | None:
+    """The first key said twice in one mapping, and its line (each node visited once)."""
+    seen: set[int] = set()
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in keys:
+                        return _clip(key.value), key.start_mark.line + 1
+                    keys.add((key.tag, key.value))
+                stack += [key, value]
+        elif isinstance(current, yaml.SequenceNode):
+            stack += current.value
+    return None
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

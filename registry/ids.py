@@ -23,6 +23,16 @@ _FULL_FP = re.compile(r"^[0-9a-f]{64}$")
 FP_LENGTH = 8
 MAX_VERSION_ID = 48 + 1 + 8 + 1 + FP_LENGTH
 
+# The same grammars as JSON Schema (ECMA 262) regexes, for the OpenAPI: no "..", and a date that is
+# a calendar date (leap days included), so a client can check an id exactly before sending it.
+_MONTH_DAY = (r"(?:(?:0[13578]|1[02])(?:0[1-9]|[12][0-9]|3[01])"
+              r"|(?:0[469]|11)(?:0[1-9]|[12][0-9]|30)|02(?:0[1-9]|1[0-9]|2[0-8]))")
+_LEAP_DAY = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)0229"
+DATE_JSON_PATTERN = rf"(?!0000)(?:[0-9]{{4}}{_MONTH_DAY}|{_LEAP_DAY})"
+SLUG_JSON_PATTERN = rf"^(?!.*\.\.){LABEL_PATTERN}$"
+VERSION_ID_JSON_PATTERN = (rf"^(?!.*\.\.){LABEL_PATTERN}-{DATE_JSON_PATTERN}"
+                           rf"-[0-9a-f]{{{FP_LENGTH}}}$")
+
 
 @dataclass(frozen=True)
 class VersionId:

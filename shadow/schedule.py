@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -21,8 +22,9 @@ from sqlalchemy import Engine
 
 from registry.config import PodiumConfig
 from registry.errors import ConfigError
-from shadow.runner import ShadowRun, run_shadow
-from trainer.dataset import land_days
+
+if TYPE_CHECKING:  # the job's code (pandas, pyarrow, the scorer) is loaded by its first tick
+    from shadow.runner import ShadowRun
 
 log = logging.getLogger("podium.shadow")
 JOB_ID = "podium-shadow"
@@ -31,6 +33,9 @@ EVERY = re.compile(r"^@every\s+([1-9][0-9]{0,5})\s*([smh])$")  # e.g. "@every 5s
 
 def shadow_tick(config: PodiumConfig, engine: Engine) -> ShadowRun:
     """One scheduled tick: land the configured days, then score everything pending."""
+    from shadow.runner import run_shadow
+    from trainer.dataset import land_days
+
     if config.shadow.feed_days_per_tick:
         landed = land_days(config.datasets_root, config.market, config.shadow.feed_days_per_tick)
         log.info("landed %d market day(s)", len(landed))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -18,7 +18,15 @@ from registry.auth import ANONYMOUS, Principal, TokenCache, authenticate, requir
 from registry.config import PodiumConfig
 from registry.db import read_session
 from registry.errors import Unauthorized
-from registry.ids import validate_slug, validate_version_id
+from registry.ids import (
+    SLUG_JSON_PATTERN,
+    VERSION_ID_JSON_PATTERN,
+    validate_slug,
+    validate_version_id,
+)
+
+MAX_SQL_INT = 2**63 - 1  # the largest OFFSET SQLite and PostgreSQL (bigint) accept
+MAX_ROW_ID = 2**31 - 1  # the largest integer primary key (PostgreSQL's INTEGER)
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
                      description="a token from `registry token create`")
@@ -68,13 +76,20 @@ def _principal(request: Request, engine: Engine,
     return principal
 
 
+def _caller(request: Request, engine: EngineDep,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+            ) -> Principal:
+    return _principal(request, engine, credentials)
+
+
+CallerDep = Annotated[Principal, Depends(_caller)]  # resolved once per request (FastAPI's cache)
+
+
 def require(scope: str) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold at least ``scope``."""
 
-    def dependency(request: Request, engine: EngineDep,
-                   credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                          Depends(_bearer)]) -> Principal:
-        return require_scope(_principal(request, engine, credentials), scope)
+    def dependency(principal: CallerDep) -> Principal:
+        return require_scope(principal, scope)
 
     return dependency
 
@@ -84,11 +99,18 @@ PromoterDep = Annotated[Principal, Depends(require("promote"))]
 AdminDep = Annotated[Principal, Depends(require("admin"))]
 
 
-def _version_id(version_id: str) -> str:
+# The path checks depend on the caller so that a request without a valid token gets its 401
+# before any 422: nothing about the API's input rules is answered to an anonymous caller.
+def _version_id(version_id: Annotated[str, Path(
+        description="<label>-<YYYYMMDD>-<8 hex>; the date is the train cutoff",
+        examples=["v3.1-resmom-20250630-3fa2c1de"],
+        json_schema_extra={"pattern": VERSION_ID_JSON_PATTERN})], _: CallerDep) -> str:
     return validate_version_id(version_id)
 
 
-def _track(track: str) -> str:
+def _track(track: Annotated[str, Path(examples=["equities-daily"],
+                                      json_schema_extra={"pattern": SLUG_JSON_PATTERN})],
+           _: CallerDep) -> str:
     return validate_slug(track, what="track")
 
 

@@ -10,6 +10,7 @@ releases the key, so the client's retry runs for real.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -26,10 +27,12 @@ from registry.api.problems import PROBLEM_JSON
 from registry.auth import Principal
 from registry.db import write_session
 from registry.errors import InvalidInput, PodiumError, RequestInProgress, Unavailable
-from registry.models import IdempotencyRecord
+from registry.models import IdempotencyRecord, utcnow
 
 log = logging.getLogger("registry.api")
-_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_KEY = re.compile(KEY_PATTERN)
+ABANDONED_AFTER = dt.timedelta(minutes=10)  # no request runs this long: its server died
 
 
 def request_fingerprint(method: str, path: str, body: dict[str, Any]) -> str:
@@ -38,8 +41,13 @@ def request_fingerprint(method: str, path: str, body: dict[str, Any]) -> str:
 
 
 def run_idempotent(engine: Engine, *, key: str | None, principal: Principal, fingerprint: str,
-                   action: Callable[[], dict[str, Any]]) -> JSONResponse:
-    """Run ``action`` (returning the 200 body) once per (token, key)."""
+                   action: Callable[[], dict[str, Any]], request_id: str | None = None
+                   ) -> JSONResponse:
+    """Run ``action`` (returning the 200 body) once per (token, key).
+
+    A replayed problem carries ``request_id``, the id of the request being answered (as every
+    problem does); a replayed 200 is the first answer as it was.
+    """
     if key is None:
         return JSONResponse(action())
     if not _KEY.fullmatch(key):
@@ -47,7 +55,8 @@ def run_idempotent(engine: Engine, *, key: str | None, principal: Principal, fin
                            code="invalid_idempotency_key")
     token_id = principal.token_id
     assert token_id is not None  # mutating routes need a token
-    replay = _claim(engine, token_id=token_id, key=key, fingerprint=fingerprint)
+    replay = _claim(engine, token_id=token_id, key=key, fingerprint=fingerprint,
+                    request_id=request_id)
     if replay is not None:
         return replay
     try:
@@ -65,9 +74,15 @@ def run_idempotent(engine: Engine, *, key: str | None, principal: Principal, fin
     return JSONResponse(body)
 
 
-def _claim(engine: Engine, *, token_id: int, key: str, fingerprint: str) -> JSONResponse | None:
+def _claim(engine: Engine, *, token_id: int, key: str, fingerprint: str,
+           request_id: str | None) -> JSONResponse | None:
     with write_session(engine) as session:
-        existing = session.get(IdempotencyRecord, (token_id, key))
+        existing = session.get(IdempotencyRecord, (token_id, key), with_for_update=True)
+        if existing is not None and _abandoned(existing, fingerprint):
+            existing.created_at = utcnow()  # its server died mid-request: this retry runs
+            session.add(existing)
+            session.commit()
+            return None
         if existing is None:
             session.add(IdempotencyRecord(token_id=token_id, key=key, request_hash=fingerprint))
             try:
@@ -79,18 +94,30 @@ def _claim(engine: Engine, *, token_id: int, key: str, fingerprint: str) -> JSON
                 if existing is None:
                     raise RequestInProgress("a request with this Idempotency-Key is running; "
                                             "retry shortly") from None
-        return _replay(existing, fingerprint)
+        return _replay(existing, fingerprint, request_id)
 
 
-def _replay(record: IdempotencyRecord, fingerprint: str) -> JSONResponse:
+def _abandoned(record: IdempotencyRecord, fingerprint: str) -> bool:
+    """A claim with no answer, older than any request runs: the server that took it died."""
+    created = (record.created_at if record.created_at.tzinfo
+               else record.created_at.replace(tzinfo=dt.UTC))
+    return (record.status_code is None and record.request_hash == fingerprint
+            and utcnow() - created > ABANDONED_AFTER)
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str, request_id: str | None
+            ) -> JSONResponse:
     if record.request_hash != fingerprint:
         raise InvalidInput("this Idempotency-Key was used for a different request; use a new "
                            "key for a new request", code="idempotency_key_reused")
     if record.status_code is None:
         raise RequestInProgress("a request with this Idempotency-Key is still running; retry "
                                 "shortly")
-    media = "application/json" if record.status_code < 400 else PROBLEM_JSON
-    return JSONResponse(record.response, status_code=record.status_code, media_type=media,
+    if record.status_code < 400:
+        body, media = record.response, "application/json"
+    else:
+        body, media = {**(record.response or {}), "request_id": request_id}, PROBLEM_JSON
+    return JSONResponse(body, status_code=record.status_code, media_type=media,
                         headers={"Idempotent-Replayed": "true"})
 
 

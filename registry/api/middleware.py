@@ -2,7 +2,9 @@
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that streaming and the hot path pay nothing extra.
 The request log has the method, the path, the status, the time and the request id: never a
-header, a query string or a body, so no token can reach it.
+header, a query string or a body, so no token can reach it. Reads that succeed are logged at
+DEBUG (consumers poll the champion; a log line costs more than answering them), every write
+and every error at INFO.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from registry.errors import PayloadTooLarge
 log = logging.getLogger("registry.api")
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_READS = frozenset({"GET", "HEAD"})
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -38,8 +41,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = sent if _SANE_ID.fullmatch(sent) else uuid.uuid4().hex
+        sent = ""
+        for name, value in scope["headers"]:  # the last one wins, as in a dict
+            if name == REQUEST_ID_HEADER:
+                sent = value.decode("latin-1")
+        request_id = sent if sent and _SANE_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -57,8 +63,10 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("%s %s %d %.1fms rid=%s", scope["method"], scope["path"], status,
-                     (time.perf_counter() - started) * 1000, request_id)
+            quiet = status < 400 and scope["method"] in _READS
+            log.log(logging.DEBUG if quiet else logging.INFO, "%s %s %d %.1fms rid=%s",
+                    scope["method"], scope["path"], status,
+                    (time.perf_counter() - started) * 1000, request_id)
 
 
 class _TooLarge(HTTPException):
@@ -79,7 +87,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = value
         if declared is not None:
             try:
                 too_big = int(declared) > self.max_bytes
@@ -88,6 +101,9 @@ class BodyLimitMiddleware:
             if too_big:
                 await self._refuse(scope, receive, send)
                 return
+        if chunked is None:  # HTTP/1.1: a body has a Content-Length (checked) or is chunked
+            await self.app(scope, receive, send)
+            return
         seen = 0
         started = False
 

@@ -32,6 +32,48 @@ HTTP_CODES = {
 }
 
 
+# What every problem body holds (RFC 9457 plus ``code`` and ``request_id``); some add members:
+# ``errors`` (validation), ``gate`` (a refused promotion), ``current_champion`` (a stale CAS).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "stable; scripts may rely on it"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {"type": "array", "items": {"type": "object"},
+                   "description": "validation errors: loc, msg, type"},
+        "gate": {"type": ["object", "null"], "description": "the gate report of a refusal"},
+        "current_champion": {"type": ["string", "null"]},
+    },
+    "additionalProperties": True,
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+WHY = {
+    400: "the body is not UTF-8 JSON text (bad_request)",
+    401: "no valid bearer token (missing_token, invalid_token)",
+    403: "the token's scope is too small (insufficient_scope)",
+    404: "unknown track, version or event",
+    409: "the transition is not allowed now",
+    413: "the request body is over server.max_body_bytes (payload_too_large)",
+    422: "invalid path, query, header or body (validation_error, invalid_version_id, "
+         "invalid_track, ...)",
+    503: "the database is unreachable, busy or not migrated",
+}
+
+
+def problem_responses(*statuses: int, why: dict[int, str] | None = None
+                      ) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the problem JSON a route can answer with."""
+    why = {**WHY, **(why or {})}
+    return {status: {"description": why[status], "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
+            for status in statuses}
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_JSON
 
@@ -63,10 +105,11 @@ async def _podium_error(request: Request, exc: Exception) -> ProblemResponse:
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, HTTPException)
     code, title = HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "HTTP error"))
+    path = request.url.path if len(request.url.path) <= 200 else request.url.path[:199] + "…"
     if exc.status_code == 404:
-        detail = f"no such endpoint: {request.method} {request.url.path}"
+        detail = f"no such endpoint: {request.method} {path}"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"{request.method} is not allowed on {path}"
     elif exc.status_code == 413:
         detail = "the request body is over the server's limit"
     else:
@@ -103,3 +146,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:  # the Problem schema the routes' responses refer to
+        if app.openapi_schema is None:
+            schema = build_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {})[
+                "Problem"] = PROBLEM_SCHEMA
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

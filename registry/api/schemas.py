@@ -7,10 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from registry.ids import validate_version_id
+from registry.ids import VERSION_ID_JSON_PATTERN, validate_version_id
 from registry.store import as_utc
 
 MAX_REASON = 2000
+# Documented and enforced: a reason has no NUL (PostgreSQL's text refuses it) and is more than
+# white space (the store's check); a champion id to compare with is a version id, or "" for
+# "no champion yet".
+_REASON = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}
+_EXPECTED = {"pattern": rf"^$|{VERSION_ID_JSON_PATTERN}"}
 
 
 class _Public(BaseModel):
@@ -97,6 +102,48 @@ class AuditPage(BaseModel):
     next: str | None = None
 
 
+class LeaderboardMetrics(BaseModel):
+    """Net-of-cost performance over a version's scored days (returns per day, as fractions)."""
+
+    days: int
+    mean_gross: float | None
+    mean_net: float | None
+    net_sharpe: float | None = Field(None, description="annualised over 252 days")
+    net_volatility: float | None = Field(None, description="annualised")
+    max_drawdown: float | None
+    hit_rate: float | None
+    mean_turnover: float | None
+    cost_drag: float | None = Field(None, description="mean cost per day")
+    mean_rank_ic: float | None
+    breakeven_cost_bps: float | None
+
+
+class LeaderboardRow(BaseModel):
+    version_id: str
+    state: str
+    spec: str
+    train_cutoff: str | None
+    metrics: LeaderboardMetrics
+    verdict: str | None = Field(None, description="the gate's verdict (challengers only)")
+    reason: str | None = Field(None, description="the verdict's first reason")
+    report: dict[str, Any] | None = Field(None, description="the gate's full report")
+
+
+class CumulativeNet(BaseModel):
+    days: list[str]
+    cumulative_net: list[float]
+
+
+class Leaderboard(BaseModel):
+    track: str
+    winner: str | None = Field(None, description="the challenger the gate would promote")
+    winner_reason: str | None
+    spa_pvalue: float | None
+    rows: list[LeaderboardRow] = Field(description="champion first, then challengers by "
+                                                   "verdict and mean net, retired last")
+    curves: dict[str, CumulativeNet] = Field(description="cumulative net return per version")
+
+
 class Health(BaseModel):
     status: str
     database: str
@@ -107,12 +154,20 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class PromoteRequest(_Request):
-    reason: str = Field(..., min_length=1, max_length=MAX_REASON)
+    reason: str = Field(..., min_length=1, max_length=MAX_REASON, json_schema_extra=_REASON)
     force: bool = False
     expected_champion: str | None = Field(
         None, description="compare-and-set: the champion you believe is current; \"\" for none "
-        "yet; null skips the check")
+        "yet; null skips the check", json_schema_extra=_EXPECTED)
+
+    _reason = field_validator("reason")(_no_nul)
 
     @field_validator("expected_champion")
     @classmethod
@@ -123,11 +178,22 @@ class PromoteRequest(_Request):
 
 
 class ReasonRequest(_Request):
-    reason: str = Field(..., min_length=1, max_length=MAX_REASON)
+    reason: str = Field(..., min_length=1, max_length=MAX_REASON, json_schema_extra=_REASON)
+
+    _reason = field_validator("reason")(_no_nul)
 
 
 class RollbackRequest(ReasonRequest):
-    expected_champion: str | None = None
+    expected_champion: str | None = Field(
+        None, description="compare-and-set: the champion you believe is current; null skips the "
+        "check", json_schema_extra=_EXPECTED)
+
+    @field_validator("expected_champion")
+    @classmethod
+    def _valid_id(cls, value: str | None) -> str | None:
+        if value:
+            validate_version_id(value)
+        return value
 
 
 class TransitionPublic(BaseModel):

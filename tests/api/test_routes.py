@@ -104,6 +104,29 @@ def test_audit_log_of_a_track(client, auth, register) -> None:
                    404, "unknown_track")
 
 
+def test_leaderboard_ranks_with_metrics_verdicts_and_curves(client, auth, engine,
+                                                            artefacts_root, make_bundle) -> None:
+    from tests.api.test_page import seed_board
+
+    ids = seed_board(engine, artefacts_root, make_bundle)  # 200 days each
+    response = client.get(f"{API}/tracks/{TRACK}/leaderboard", headers=auth("read"))
+    assert response.status_code == 200, response.text
+    board = response.json()
+    rows = {row["version_id"]: row for row in board["rows"]}
+    assert [row["state"] for row in board["rows"]] == [
+        "champion", "challenger", "challenger", "retired"]
+    assert board["rows"][0]["version_id"] == ids["champion"]
+    assert board["winner"] == ids["better"] and rows[ids["better"]]["verdict"] == "PASS"
+    assert rows[ids["worse"]]["verdict"] == "FAIL" and rows[ids["worse"]]["reason"]
+    assert rows[ids["champion"]]["metrics"]["days"] == 200
+    assert rows[ids["better"]]["metrics"]["mean_net"] > rows[ids["worse"]]["metrics"]["mean_net"]
+    curve = board["curves"][ids["better"]]
+    assert len(curve["days"]) == len(curve["cumulative_net"]) == 200
+    assert client.get(f"{API}/tracks/{TRACK}/leaderboard").status_code == 401
+    assert_problem(client.get(f"{API}/tracks/nope/leaderboard", headers=auth("read")),
+                   404, "unknown_track")
+
+
 def test_openapi_and_docs(client) -> None:
     schema = client.get("/openapi.json").json()
     paths = set(schema["paths"])

@@ -7,20 +7,24 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from sqlmodel import col, select
 
-from registry.api.deps import ReaderDep, SessionDep
+from registry.api.deps import MAX_ROW_ID, ReaderDep, SessionDep
+from registry.api.problems import problem_responses
 from registry.api.schemas import DeliveryPublic, EventPage, EventPublic
 from registry.errors import NotFound
-from registry.ids import validate_slug
+from registry.ids import SLUG_JSON_PATTERN, validate_slug
 from registry.models import Event, WebhookDelivery
 from registry.store import as_utc
 
 router = APIRouter(prefix="/events", tags=["events"])
 
 
-@router.get("", response_model=EventPage, summary="Transition events, oldest first")
+@router.get("", response_model=EventPage, responses=problem_responses(401, 422, 503),
+            summary="Transition events, oldest first")
 def list_events(session: SessionDep, _: ReaderDep, request: Request,
-                after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
-                track: str | None = None,
+                after: Annotated[int, Query(ge=0, le=MAX_ROW_ID,
+                                            description="only events with a larger id")] = 0,
+                track: Annotated[str | None, Query(
+                    json_schema_extra={"pattern": SLUG_JSON_PATTERN})] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> EventPage:
     query = select(Event).where(col(Event.id) > after)
     if track is not None:
@@ -46,9 +50,10 @@ def list_events(session: SessionDep, _: ReaderDep, request: Request,
 
 
 @router.get("/{event_id}/deliveries", response_model=list[DeliveryPublic],
+            responses=problem_responses(401, 404, 422, 503),
             summary="One event's webhook deliveries")
-def event_deliveries(event_id: Annotated[int, Path(ge=1)], session: SessionDep, _: ReaderDep
-                     ) -> list[DeliveryPublic]:
+def event_deliveries(event_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep,
+                     _: ReaderDep) -> list[DeliveryPublic]:
     if session.get(Event, event_id) is None:
         raise NotFound(f"unknown event {event_id}", code="unknown_event")
     rows = session.exec(select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import Dialect, Engine, bindparam, literal_column, select
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
 
 from registry import store
 from registry.api.deps import (
+    MAX_SQL_INT,
     ConfigDep,
     EngineDep,
     PromoterDep,
@@ -17,27 +25,39 @@ from registry.api.deps import (
     RequestIdDep,
     SessionDep,
     TrackPath,
+    _bearer,
+    _principal,
 )
-from registry.api.idempotency import request_fingerprint, run_idempotent
+from registry.api.idempotency import KEY_PATTERN, request_fingerprint, run_idempotent
+from registry.api.problems import problem_responses
 from registry.api.schemas import (
     AuditPage,
     ChampionPublic,
+    Leaderboard,
     RollbackRequest,
     TrackList,
     TrackPublic,
     TransitionResponse,
 )
 from registry.api.transitions import transition_body
-from registry.db import write_session
+from registry.auth import TokenCache, require_scope
+from registry.db import is_sqlite, read_session, translate_db_errors, write_session
 from registry.errors import NotFound
+from registry.ids import SLUG_JSON_PATTERN, validate_slug
 from registry.lifecycle import State
-from registry.models import Track
+from registry.models import ModelVersion, Track
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
+                                              json_schema_extra={"pattern": KEY_PATTERN})]
+# TrackPath and ReaderDep, minus their thread hops (see ``champion``)
+ChampionTrack = Annotated[str, Path(examples=["equities-daily"],
+                                    json_schema_extra={"pattern": SLUG_JSON_PATTERN})]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-@router.get("", response_model=TrackList, summary="Every track and its champion")
+@router.get("", response_model=TrackList, responses=problem_responses(401, 503),
+            summary="Every track and its champion")
 def list_tracks(session: SessionDep, _: ReaderDep) -> TrackList:
     names = store.list_tracks(session)
     champions = {v.track: v.version_id for v in store.list_versions(
@@ -45,27 +65,106 @@ def list_tracks(session: SessionDep, _: ReaderDep) -> TrackList:
     return TrackList(items=[TrackPublic(name=n, champion=champions.get(n)) for n in names])
 
 
-@router.get("/{track:path}/champion", response_model=ChampionPublic,
-            summary="The track's champion: what consumers load",
-            responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}})
-def champion(track: TrackPath, session: SessionDep, _: ReaderDep,
-             if_none_match: Annotated[str | None, Header()] = None) -> Response:
-    version = store.resolve_champion(session, track)
-    body = ChampionPublic.model_validate(version)
-    etag = '"' + hashlib.sha256(
-        f"{body.version_id}|{body.bundle_digest}|{body.champion_since}".encode()
-    ).hexdigest()[:32] + '"'
+async def champion(request: Request, track: ChampionTrack, credentials: BearerCredentials,
+                   if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    # The hot path runs on the event loop: no thread hop (each costs more than the lookup).
+    # The token cache answers a known token here; the database is asked in the thread pool
+    # only on a miss, and for the champion's row only on PostgreSQL (a round trip must never
+    # block the loop; a SQLite read is a few µs).
+    engine = request.app.state.engine
+    if credentials is None:  # anonymous (public reads) or 401: no database either way
+        principal = _principal(request, engine, None)
+    else:
+        cache: TokenCache = request.app.state.token_cache
+        principal = cache.get(credentials.credentials) or await run_in_threadpool(
+            _principal, request, engine, credentials)
+    require_scope(principal, "read")
+    validate_slug(track, what="track")
+    if is_sqlite(engine):
+        body, etag = champion_answer(engine, track)
+    else:
+        body, etag = await run_in_threadpool(champion_answer, engine, track)
     headers = {"ETag": etag, "Cache-Control": "no-store"}
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers=headers)
-    return Response(body.model_dump_json(), media_type="application/json", headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+class HotPathRoute(APIRoute):
+    """``champion``'s route: OpenAPI documents its parameters as declared, but they are read
+    here directly, since FastAPI's general dependency solver costs more than the lookup."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        async def handler(request: Request) -> Response:
+            return await champion(request, track=request.path_params["track"],
+                                  credentials=await _bearer(request),
+                                  if_none_match=request.headers.get("if-none-match"))
+
+        return handler
+
+
+router.add_api_route(
+    "/{track:path}/champion", champion, methods=["GET"], route_class_override=HotPathRoute,
+    response_model=ChampionPublic, summary="The track's champion: what consumers load",
+    responses={304: {"description": "unchanged since the ETag sent in If-None-Match"},
+               **problem_responses(401, 404, 422, 503)})
+
+
+_CHAMPION_FIELDS = ("version_id", "track", "bundle_path", "bundle_digest", "champion_since")
+# 'champion' is written into the SQL, not bound: with a bound state, SQLite re-plans the
+# statement on every execution (the partial unique index depends on the value).
+_CHAMPION_QUERY = select(*(getattr(ModelVersion, f) for f in _CHAMPION_FIELDS)).where(
+    ModelVersion.track == bindparam("track"),
+    ModelVersion.state == literal_column(f"'{State.CHAMPION.value}'"))
+
+
+def champion_answer(engine: Engine, track: str) -> tuple[bytes, str]:
+    """The champion's JSON and ETag: one indexed SELECT on a pooled DBAPI connection (an ORM
+    session costs tens of times the query itself), rendered once per distinct row."""
+    sql, order = _compiled(engine.dialect)
+    params = {"track": track}
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    with translate_db_errors():
+        try:
+            connection = engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql, tuple(params[name] for name in order) if order else params)
+                row = cursor.fetchone()
+                cursor.close()
+            finally:
+                connection.close()
+        except dbapi_error as exc:  # as SQLAlchemy would raise it, for translate_db_errors
+            raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
+    if row is None:  # rare: the store says which 404 (unknown track, or no champion yet)
+        with read_session(engine) as session:
+            version = store.resolve_champion(session, track)
+            row = tuple(getattr(version, f) for f in _CHAMPION_FIELDS)
+    return _render(tuple(row))
+
+
+@functools.cache
+def _compiled(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The query's SQL in the driver's paramstyle, and the parameter order if positional."""
+    compiled = _CHAMPION_QUERY.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ()) if compiled.positional else None
+
+
+@functools.lru_cache(maxsize=256)
+def _render(row: tuple) -> tuple[bytes, str]:
+    body = ChampionPublic.model_validate(dict(zip(_CHAMPION_FIELDS, row, strict=True)))
+    etag = '"' + hashlib.sha256(
+        f"{body.version_id}|{body.bundle_digest}|{body.champion_since}".encode()
+    ).hexdigest()[:32] + '"'
+    return body.model_dump_json().encode(), etag
 
 
 @router.get("/{track:path}/audit", response_model=AuditPage,
+            responses=problem_responses(401, 404, 422, 503),
             summary="The track's audit log, newest first")
 def audit(track: TrackPath, session: SessionDep, _: ReaderDep, request: Request,
           limit: Annotated[int, Query(ge=1, le=500)] = 100,
-          offset: Annotated[int, Query(ge=0)] = 0) -> AuditPage:
+          offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0) -> AuditPage:
     if session.get(Track, track) is None:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
     rows = store.list_audit(session, track=track, limit=limit + 1, offset=offset)
@@ -76,7 +175,22 @@ def audit(track: TrackPath, session: SessionDep, _: ReaderDep, request: Request,
                                      "next": next_url})
 
 
+@router.get("/{track:path}/leaderboard", response_model=Leaderboard,
+            responses=problem_responses(401, 404, 422, 503),
+            summary="Champion and challengers with net metrics, curves and the gate's verdicts")
+def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep,
+                config: ConfigDep) -> dict[str, Any]:
+    if session.get(Track, track) is None:
+        raise NotFound(f"unknown track {track!r}", code="unknown_track")
+    from registry.leaderboard import build_leaderboard  # pandas, scipy: on first use
+
+    return build_leaderboard(session, track=track, config=config)
+
+
 @router.post("/{track:path}/rollback", response_model=TransitionResponse,
+             responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503, why={
+                 409: "nothing to roll back to, expected_champion no longer holds, or the "
+                      "same Idempotency-Key is still running"}),
              summary="Retire the champion and restore the one it replaced")
 def rollback(track: TrackPath, body: RollbackRequest, principal: PromoterDep, engine: EngineDep,
              config: ConfigDep, request_id: RequestIdDep, request: Request,
@@ -92,4 +206,4 @@ def rollback(track: TrackPath, body: RollbackRequest, principal: PromoterDep, en
 
     fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
     return run_idempotent(engine, key=idempotency_key, principal=principal,
-                          fingerprint=fingerprint, action=action)
+                          fingerprint=fingerprint, action=action, request_id=request_id)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from registry import store
 from registry.api.deps import (
+    MAX_SQL_INT,
     ConfigDep,
     EngineDep,
     PromoterDep,
@@ -18,8 +19,8 @@ from registry.api.deps import (
     VersionIdPath,
 )
 from registry.api.gate import promotion_gate
-from registry.api.idempotency import request_fingerprint, run_idempotent
-from registry.api.problems import PROBLEM_JSON
+from registry.api.idempotency import KEY_PATTERN, request_fingerprint, run_idempotent
+from registry.api.problems import problem_responses
 from registry.api.schemas import (
     ModelVersionPublic,
     PromoteRequest,
@@ -30,20 +31,36 @@ from registry.api.schemas import (
 from registry.api.transitions import transition_body
 from registry.auth import require_scope
 from registry.db import read_session, write_session
+from registry.ids import SLUG_JSON_PATTERN
+from registry.lifecycle import State
 
 router = APIRouter(prefix="/versions", tags=["versions"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
-                                              description="retry-safe key, scoped to the token")]
-_CONFLICT = {409: {"description": "refused by the gate (report in `gate`), not a challenger, "
-                   "or expected_champion no longer holds",
-                   "content": {PROBLEM_JSON: {}}}}
+                                              description="retry-safe key, scoped to the token",
+                                              json_schema_extra={"pattern": KEY_PATTERN})]
+_READ = problem_responses(401, 422, 503)
+_ONE = problem_responses(401, 404, 422, 503)
+_PROMOTE = problem_responses(
+    400, 401, 403, 404, 409, 413, 422, 503,
+    why={409: "refused by the gate (report in `gate`), not a challenger, expected_champion no "
+              "longer holds, or the same Idempotency-Key is still running",
+         422: "invalid input, an Idempotency-Key reused for another request, or a bundle that "
+              "fails its integrity check",
+         503: "the database is unreachable or busy, or the gate is unavailable"})
+_RETIRE = problem_responses(
+    400, 401, 403, 404, 409, 413, 422, 503,
+    why={409: "not a challenger, or the same Idempotency-Key is still running"})
 
 
-@router.get("", response_model=VersionPage, summary="Versions, newest first, paginated")
+@router.get("", response_model=VersionPage, responses=_READ,
+            summary="Versions, newest first, paginated")
 def list_versions(session: SessionDep, _: ReaderDep, request: Request,
-                  track: str | None = None, state: str | None = None,
+                  track: Annotated[str | None, Query(
+                      json_schema_extra={"pattern": SLUG_JSON_PATTERN})] = None,
+                  state: Annotated[str | None, Query(
+                      json_schema_extra={"enum": [s.value for s in State]})] = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> VersionPage:
+                  offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0) -> VersionPage:
     rows = store.list_versions(session, track=track, state=state, limit=limit + 1,
                                offset=offset)
     more = len(rows) > limit
@@ -53,13 +70,7 @@ def list_versions(session: SessionDep, _: ReaderDep, request: Request,
                                        "next": next_url})
 
 
-@router.get("/{version_id:path}", response_model=ModelVersionPublic, summary="One version")
-def get_version(version_id: VersionIdPath, session: SessionDep, _: ReaderDep
-                ) -> ModelVersionPublic:
-    return ModelVersionPublic.model_validate(store.get_version(session, version_id))
-
-
-@router.post("/{version_id:path}/promote", response_model=TransitionResponse, responses=_CONFLICT,
+@router.post("/{version_id:path}/promote", response_model=TransitionResponse, responses=_PROMOTE,
              summary="Promote a challenger to champion (through the gate unless forced)")
 def promote(version_id: VersionIdPath, body: PromoteRequest, principal: PromoterDep,
             engine: EngineDep, config: ConfigDep, request_id: RequestIdDep, request: Request,
@@ -82,10 +93,10 @@ def promote(version_id: VersionIdPath, body: PromoteRequest, principal: Promoter
 
     fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
     return run_idempotent(engine, key=idempotency_key, principal=principal,
-                          fingerprint=fingerprint, action=action)
+                          fingerprint=fingerprint, action=action, request_id=request_id)
 
 
-@router.post("/{version_id:path}/retire", response_model=TransitionResponse,
+@router.post("/{version_id:path}/retire", response_model=TransitionResponse, responses=_RETIRE,
              summary="Retire a challenger")
 def retire(version_id: VersionIdPath, body: ReasonRequest, principal: PromoterDep,
            engine: EngineDep, request_id: RequestIdDep, request: Request,
@@ -100,4 +111,12 @@ def retire(version_id: VersionIdPath, body: ReasonRequest, principal: PromoterDe
 
     fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
     return run_idempotent(engine, key=idempotency_key, principal=principal,
-                          fingerprint=fingerprint, action=action)
+                          fingerprint=fingerprint, action=action, request_id=request_id)
+
+
+# Last: "{version_id:path}" would also match ".../promote" and answer a wrong Allow on a 405.
+@router.get("/{version_id:path}", response_model=ModelVersionPublic, responses=_ONE,
+            summary="One version")
+def get_version(version_id: VersionIdPath, session: SessionDep, _: ReaderDep
+                ) -> ModelVersionPublic:
+    return ModelVersionPublic.model_validate(store.get_version(session, version_id))
