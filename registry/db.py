@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from registry.errors import Unavailable
@@ -90,6 +91,9 @@ def translate_db_errors() -> Iterator[None]:
     """Turn 'cannot reach / locked' database errors into ``Unavailable`` (503)."""
     try:
         yield
+    except PoolTimeout:  # every pooled connection stayed busy for pool_timeout seconds
+        raise Unavailable("the database is busy (no free connection); retry shortly",
+                          code="database_busy") from None
     except (OperationalError, ProgrammingError) as exc:
         message = str(exc.orig) if exc.orig is not None else str(exc)
         if "no such table" in message or "does not exist" in message:

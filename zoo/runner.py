@@ -64,10 +64,14 @@ def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bo
     except PodiumError as exc:
         record.status, record.message = "failed", exc.detail
     except OSError as exc:  # disk full, read-only root, …: this spec fails, the zoo goes on
-        record.status, record.message = "failed", f"{exc.strerror or exc}: {exc.filename or ''}"
+        where = exc.filename or f"under the artefacts root {config.artefacts_root}"
+        record.status, record.message = "failed", f"{exc.strerror or exc}: {where}"
     finally:
         record.duration_seconds = round(time.monotonic() - clock, 3)
-        append_run(config.artefacts_root, record)
+        try:
+            append_run(config.artefacts_root, record)
+        except OSError as exc:  # the run's outcome stands; say why runs.parquet lacks it
+            record.message += f" (not recorded in runs.parquet: {exc.strerror or exc})"
     return record
 
 

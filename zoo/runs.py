@@ -61,8 +61,11 @@ def append_run(artefacts_root: Path, record: RunRecord) -> None:
         table = pd.concat([read_runs(artefacts_root), new], ignore_index=True) \
             if path.exists() else new
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        try:
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:  # a full disk leaves no half-written runs.tmp-* behind
+            tmp.unlink(missing_ok=True)
 
 
 def read_runs(artefacts_root: Path) -> pd.DataFrame:
