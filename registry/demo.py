@@ -354,8 +354,7 @@ def _serve_and_promote(settings: PodiumConfig, engine, listener: socket.socket, 
                 scope="promote")
         console.print(f"created the promote-scope token {row.name!r} (shown once, below)")
         best = _promote_best(settings, engine, url=url, token=token)
-        _print_next_steps(settings, url=url, token=token, best=best, serving=keep_serving,
-                          routes={getattr(route, "path", "") for route in app.routes})
+        _print_next_steps(settings, url=url, token=token, best=best, serving=keep_serving)
         if keep_serving:
             _serve_until_interrupted(server, url=url, tick_seconds=tick_seconds,
                                      days=serving.shadow.feed_days_per_tick)
@@ -410,7 +409,7 @@ def _promote_best(settings: PodiumConfig, engine, *, url: str, token: str) -> st
 
 
 def _print_next_steps(settings: PodiumConfig, *, url: str, token: str, best: str | None,
-                      serving: bool, routes: set[str]) -> None:
+                      serving: bool) -> None:
     api, track, auth = f"{url}/api/v1", settings.track, '-H "Authorization: Bearer $PODIUM_TOKEN"'
     console.rule("next: try it yourself", align="left")
     lines = [
@@ -418,10 +417,9 @@ def _print_next_steps(settings: PodiumConfig, *, url: str, token: str, best: str
         f"export PODIUM_TOKEN={token}",
         f"curl -s {api}/tracks/{track}/champion {auth}",
         f"curl -s '{api}/versions?track={track}&state=challenger' {auth}",
+        f"curl -s {api}/tracks/{track}/leaderboard {auth}",
         f"curl -s {api}/tracks/{track}/audit {auth}",
     ]
-    if "/api/v1/tracks/{track:path}/leaderboard" in routes:  # the JSON behind the page
-        lines.insert(3, f"curl -s {api}/tracks/{track}/leaderboard {auth}")
     if best:
         lines.append(f"curl -s -X POST {api}/versions/{best}/promote {auth} "
                      "-H 'Content-Type: application/json' -d '{\"reason\": \"tried by hand\"}'")

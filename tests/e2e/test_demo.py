@@ -127,6 +127,7 @@ def test_the_demo_trains_scores_crowns_and_promotes_over_rest(first_run: DemoRun
     auth = '-H "Authorization: Bearer $PODIUM_TOKEN"'
     track = first_run.config.track
     assert f"curl -s {url}/api/v1/tracks/{track}/champion {auth}" in out
+    assert f"curl -s {url}/api/v1/tracks/{track}/leaderboard {auth}" in out
     assert f"curl -s -X POST {url}/api/v1/versions/{best}/promote {auth}" in out
     assert re.search(r"^export PODIUM_TOKEN=pod_\S+$", out, re.MULTILINE)
     assert f"the leaderboard page: {url}/" in out
