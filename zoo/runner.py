@@ -77,7 +77,11 @@ def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bo
 
 def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
     """Resolve a spec against the market as it has landed (creating the dataset if needed)."""
-    ensure_dataset(config.datasets_root, config.market)
+    try:
+        ensure_dataset(config.datasets_root, config.market)
+    except OSError as exc:  # disk full, read-only root: every spec needs the dataset
+        raise PodiumError(f"cannot create the market dataset under {config.datasets_root}: "
+                          f"{exc.strerror or exc}", code="storage_error") from None
     landed = open_feed(config.datasets_root, config.market).landed_days()
     return resolve_spec(config, spec, train_cutoff=landed[-1],
                         dataset_fingerprint=dataset_fingerprint(config.market))

@@ -18,6 +18,7 @@ import pytest
 
 from registry import store
 from registry.db import read_session
+from registry.errors import PodiumError
 from registry.integrity import bundle_dir
 from tests.conftest import REPO
 from zoo.runner import resolve_for_data, resolved_config_json, run_spec
@@ -99,3 +100,21 @@ def test_the_zoo_fails_cleanly_on_a_full_or_read_only_artefacts_root(fault, db_u
     assert list(_registered(engine)) == [again.version_id]
     assert (final / "SHA256SUMS").is_file()
     assert list(read_runs(config.artefacts_root)["status"])[-1] == "registered"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_dataset_that_cannot_be_created_is_a_clear_error(db_url, tiny,
+                                                           small_filesystem) -> None:
+    """Before any spec runs, the zoo creates the market: a full disk then fails every spec
+    with one clear error (exit 1 from the CLI), leaves no dataset that looks complete, and the
+    next run creates it."""
+    config, engine = tiny
+    spec = active_specs(config)[0]
+    filesystem = small_filesystem(config.artefacts_root, "256k")  # far too small for the market
+    with pytest.raises(PodiumError, match=f"cannot create the market dataset under .*{NO_SPACE}"):
+        run_spec(config, spec, engine=engine)
+    assert not list(config.datasets_root.rglob("metadata.json"))  # nothing to reuse by mistake
+    assert _registered(engine) == {}
+    filesystem.unmount()
+    again = run_spec(config, spec, engine=engine)
+    assert again.status == "registered", again.message
