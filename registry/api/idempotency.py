@@ -16,8 +16,9 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,10 @@ from registry.models import IdempotencyRecord, utcnow
 
 log = logging.getLogger("registry.api")
 KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# The header every retry-safe write route takes (one definition, one OpenAPI description).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
+                                              description="retry-safe key, scoped to the token",
+                                              json_schema_extra={"pattern": KEY_PATTERN})]
 _KEY = re.compile(KEY_PATTERN)
 ABANDONED_AFTER = dt.timedelta(minutes=10)  # no request runs this long: its server died
 

@@ -28,7 +28,7 @@ from registry.api.deps import (
     _bearer,
     _principal,
 )
-from registry.api.idempotency import KEY_PATTERN, request_fingerprint, run_idempotent
+from registry.api.idempotency import IdempotencyKey, request_fingerprint, run_idempotent
 from registry.api.problems import problem_responses
 from registry.api.schemas import (
     AuditPage,
@@ -48,8 +48,6 @@ from registry.lifecycle import State
 from registry.models import ModelVersion, Track
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
-                                              json_schema_extra={"pattern": KEY_PATTERN})]
 # TrackPath and ReaderDep, minus their thread hops (see ``champion``)
 ChampionTrack = Annotated[str, Path(examples=["equities-daily"],
                                     json_schema_extra={"pattern": SLUG_JSON_PATTERN})]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from registry import store
@@ -19,7 +19,7 @@ from registry.api.deps import (
     VersionIdPath,
 )
 from registry.api.gate import promotion_gate
-from registry.api.idempotency import KEY_PATTERN, request_fingerprint, run_idempotent
+from registry.api.idempotency import IdempotencyKey, request_fingerprint, run_idempotent
 from registry.api.problems import problem_responses
 from registry.api.schemas import (
     ModelVersionPublic,
@@ -35,9 +35,6 @@ from registry.ids import SLUG_JSON_PATTERN
 from registry.lifecycle import State
 
 router = APIRouter(prefix="/versions", tags=["versions"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key",
-                                              description="retry-safe key, scoped to the token",
-                                              json_schema_extra={"pattern": KEY_PATTERN})]
 _READ = problem_responses(401, 422, 503)
 _ONE = problem_responses(401, 404, 422, 503)
 _PROMOTE = problem_responses(
