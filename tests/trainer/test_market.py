@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from trainer.checksums import sha256_file
@@ -18,7 +20,7 @@ from trainer.dataset import (
     land_days,
     open_feed,
 )
-from trainer.feed import PARTITION_FILE, ParquetFeed
+from trainer.feed import PARTITION_FILE, ParquetFeed, clear_cache, day_table
 from trainer.market import simulate_returns, trading_days
 
 
@@ -89,6 +91,30 @@ def test_feed_reads_a_window_and_ignores_half_written_days(tmp_path: Path) -> No
     frame = feed.returns(days[10], days[19])
     assert frame.shape == (10, 12) and frame.index[0].date() == days[10]
     assert list(frame.columns[:2]) == ["A00", "A01"]
+
+
+def test_a_day_replaced_in_the_feed_is_read_again_and_universes_are_aligned(
+    tmp_path: Path,
+) -> None:
+    """Decoded days are kept per process; a partition renamed over (a vendor's correction) or
+    rewritten is read again, and a day with a different universe is aligned by asset name."""
+    market = MarketConfig(name="replaced", n_assets=10, n_days=60, initial_days=40)
+    directory = ensure_dataset(tmp_path, market)
+    feed = ParquetFeed(directory)
+    days = feed.landed_days()
+    before = feed.returns(days[20], days[29])
+    assert feed.returns(days[20], days[29]).equals(before)  # from memory: the same frame
+    day = directory / f"date={days[25].isoformat()}"
+    staged = tmp_path / "staged.parquet"
+    pq.write_table(day_table(["A5", "A0", "ZZ"], np.array([0.5, 0.25, 9.0])), staged)
+    os.replace(staged, day / PARTITION_FILE)  # a corrected file renamed into place
+    after = feed.returns(days[20], days[29])
+    row = after.loc[str(days[25])]
+    assert row["A5"] == 0.5 and row["A0"] == 0.25 and "ZZ" not in after.columns
+    assert row.drop(["A5", "A0"]).isna().all()
+    assert after.drop(index=str(days[25])).equals(before.drop(index=str(days[25])))
+    clear_cache()
+    assert feed.returns(days[20], days[29]).equals(after)
 
 
 def test_landing_a_negative_number_of_days_is_refused(tmp_path: Path) -> None:
