@@ -6,6 +6,7 @@ the asset is absent that day and gets no weight. The asset axis must be aligned 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,11 +31,19 @@ def quantile_weights(scores: np.ndarray, quantile: float) -> np.ndarray:
     one_day = scores.ndim == 1
     by_day = np.atleast_2d(scores)
     present = np.isfinite(by_day)
+    if present.all() and by_day.shape[1] >= 2:  # the usual day: every asset scored
+        order = _stable_argsort(by_day)  # a stable sort keeps ties in asset order
+        per_side = max(1, math.floor(quantile * by_day.shape[1] + 1e-9))
+        weights = np.zeros(by_day.shape)
+        rows = np.arange(by_day.shape[0])[:, None]
+        weights[rows, order[:, :per_side]] = -1.0 / per_side
+        weights[rows, order[:, -per_side:]] = 1.0 / per_side
+        return weights[0] if one_day else weights
     n_present = present.sum(axis=1, keepdims=True)
     # Absent assets sort last; a stable sort keeps ties in asset order.
     order = _stable_argsort(np.where(present, by_day, np.inf))
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(by_day.shape[1])[None, :], axis=1)
+    rank[np.arange(by_day.shape[0])[:, None], order] = np.arange(by_day.shape[1])
     per_side = np.maximum(1, np.floor(quantile * n_present + 1e-9)).astype(int)
     has_book = n_present >= 2
     short = (rank < per_side) & present & has_book
@@ -50,7 +59,7 @@ def _stable_argsort(values: np.ndarray) -> np.ndarray:
     for real-valued scores); only rows with ties are sorted again, stably.
     """
     order = np.argsort(values, axis=1)
-    ordered = np.take_along_axis(values, order, axis=1)
+    ordered = values[np.arange(values.shape[0])[:, None], order]
     tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
     if tied.any():
         order[tied] = np.argsort(values[tied], axis=1, kind="stable")
@@ -91,45 +100,75 @@ def gross_returns(weights: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
     return gross
 
 
-def rank_ic(scores: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
-    """Spearman correlation of score and next return per day (NaN on days with < 2 pairs)."""
+def rank_ic(scores: np.ndarray, next_returns: np.ndarray, *,
+            return_ranks: np.ndarray | None = None) -> np.ndarray:
+    """Spearman correlation of score and next return per day (NaN on days with < 2 pairs).
+
+    ``return_ranks`` is ``ranks(next_returns)`` when the caller has it (versions scored on the
+    same days share it); it is used on the days where every finite return has a finite score,
+    and the other days are ranked here.
+    """
     s = np.atleast_2d(np.asarray(scores, dtype=float))
     r = np.atleast_2d(np.asarray(next_returns, dtype=float))
-    both = np.isfinite(s) & np.isfinite(r)
+    finite_r = np.isfinite(r)
+    both = np.isfinite(s) & finite_r
     s_rank = _ranks_where(s, both)
-    r_rank = _ranks_where(r, both)
+    if return_ranks is None:
+        r_rank = _ranks_where(r, both)
+    else:
+        r_rank = np.array(np.atleast_2d(return_ranks), dtype=float)
+        if r_rank.shape != r.shape:
+            raise ValueError(f"return ranks {r_rank.shape} and returns {r.shape} differ")
+        narrower = (both != finite_r).any(axis=1)  # a return whose score is missing
+        if narrower.any():
+            r_rank[narrower] = _ranks_where(r[narrower], both[narrower])
     n = both.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        s_c = np.where(both, s_rank - np.nansum(s_rank, axis=1, keepdims=True) / n[:, None], 0.0)
-        r_c = np.where(both, r_rank - np.nansum(r_rank, axis=1, keepdims=True) / n[:, None], 0.0)
-        covariance = (s_c * r_c).sum(axis=1)
-        scale = np.sqrt((s_c**2).sum(axis=1) * (r_c**2).sum(axis=1))
+        if both.all():  # every pair present: the ranks' mean is (n + 1) / 2, ties or not
+            s_c, r_c = s_rank - (n[:, None] + 1) / 2, r_rank - (n[:, None] + 1) / 2
+        else:
+            s_c = np.where(both, s_rank - np.nansum(s_rank, axis=1, keepdims=True)
+                           / n[:, None], 0.0)
+            r_c = np.where(both, r_rank - np.nansum(r_rank, axis=1, keepdims=True)
+                           / n[:, None], 0.0)
+        covariance = np.einsum("ij,ij->i", s_c, r_c)
+        scale = np.sqrt(np.einsum("ij,ij->i", s_c, s_c) * np.einsum("ij,ij->i", r_c, r_c))
         ic = covariance / scale
     ic[(n < 2) | (scale == 0)] = np.nan
     return ic
 
 
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (from 1) per row among the finite entries; NaN elsewhere."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    return _ranks_where(values, np.isfinite(values))
+
+
 def _ranks_where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Average ranks (from 1) per row among the kept (finite) entries; NaN elsewhere."""
-    masked = np.where(keep, values, np.inf)  # dropped entries rank after every kept one
+    everything = bool(keep.all())
+    masked = values if everything else np.where(keep, values, np.inf)  # dropped rank last
     order = np.argsort(masked, axis=1)
-    ordered = np.take_along_axis(masked, order, axis=1)
-    position = np.broadcast_to(np.arange(masked.shape[1]), masked.shape)
+    rows = np.arange(masked.shape[0])[:, None]
+    ordered = masked[rows, order]
     starts = np.ones(masked.shape, dtype=bool)  # where a run of equal values begins
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    rank = position + 1.0  # by sorted position; a run of equal values shares its average
+    ranks = np.empty(masked.shape)
+    ranks[rows, order] = np.arange(1.0, masked.shape[1] + 1)  # by sorted position
     tied = ~starts[:, 1:].all(axis=1)
-    if tied.any():
-        starts, tied_position = starts[tied], position[tied]
+    if tied.any():  # a run of equal values shares its average position
+        starts = starts[tied]
+        position = np.broadcast_to(np.arange(masked.shape[1]), starts.shape)
         ends = np.ones(starts.shape, dtype=bool)
         ends[:, :-1] = starts[:, 1:]
-        first = np.maximum.accumulate(np.where(starts, tied_position, 0), axis=1)
-        last = np.minimum.accumulate(np.where(ends, tied_position, masked.shape[1])[:, ::-1],
+        first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+        last = np.minimum.accumulate(np.where(ends, position, masked.shape[1])[:, ::-1],
                                      axis=1)[:, ::-1]
-        rank[tied] = (first + last) / 2 + 1
-    ranks = np.empty(masked.shape)
-    np.put_along_axis(ranks, order, rank, axis=1)
-    ranks[~keep] = np.nan
+        tied_ranks = np.empty(starts.shape)
+        np.put_along_axis(tied_ranks, order[tied], (first + last) / 2 + 1, axis=1)
+        ranks[tied] = tied_ranks
+    if not everything:
+        ranks[~keep] = np.nan
     return ranks
 
 
@@ -160,6 +199,7 @@ def settle_days(
     *,
     cost_model: CostModel | None = None,
     weights: np.ndarray | None = None,
+    return_ranks: np.ndarray | None = None,
 ) -> SettledDays:
     """Settle a batch of consecutive days for one version.
 
@@ -167,7 +207,7 @@ def settle_days(
     t+1, `previous_weights` the book held the day before the batch (None for a version's first
     day, which is not charged for building its book). `weights` is the book recorded with the
     scores, when there is one (it is `quantile_weights(scores, settings.quantile)`, computed
-    here otherwise).
+    here otherwise). `return_ranks` is `ranks(next_returns)`, when the caller has it.
     """
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     next_returns = np.atleast_2d(np.asarray(next_returns, dtype=float))
@@ -188,5 +228,5 @@ def settle_days(
         turnover=np.abs(day_trades).sum(axis=1),
         cost=cost,
         net=gross - cost,
-        rank_ic=rank_ic(scores, next_returns),
+        rank_ic=rank_ic(scores, next_returns, return_ranks=return_ranks),
     )

@@ -12,6 +12,7 @@ from scorer.portfolio import (
     gross_returns,
     quantile_weights,
     rank_ic,
+    ranks,
     settle_days,
     turnover,
 )
@@ -49,6 +50,17 @@ def test_days_are_weighted_independently():
     scores[rng.random(scores.shape) < 0.2] = np.nan
     by_day = np.stack([quantile_weights(row, 0.3) for row in scores])
     np.testing.assert_array_equal(quantile_weights(scores, 0.3), by_day)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (4, 9), elements=st.integers(-3, 3).map(float)), st.floats(0.05, 0.5))
+def test_a_fully_scored_book_matches_the_book_with_an_absent_asset(scores, quantile):
+    """Days where every asset is scored take a shortcut; an absent asset (NaN) forces the
+    general path, which must place the same weights on the same assets (ties included)."""
+    with_absent = np.concatenate([scores, np.full((4, 1), np.nan)], axis=1)
+    general = quantile_weights(with_absent, quantile)  # 9 present assets either way
+    assert np.isnan(with_absent).any(axis=1).all()
+    np.testing.assert_array_equal(quantile_weights(scores, quantile), general[:, :9])
 
 
 @settings(max_examples=60, deadline=None)
@@ -131,6 +143,29 @@ def test_rank_ic_matches_scipy_spearman_per_day():
         keep = np.isfinite(scores[day]) & np.isfinite(returns[day])
         expected = spearmanr(scores[day, keep], returns[day, keep]).statistic
         assert ours[day] == pytest.approx(expected, abs=1e-12)
+
+
+def test_rank_ic_from_shared_return_ranks_matches_scipy_on_every_kind_of_day():
+    """Versions settled on the same days share the returns' ranks; days where a score is missing
+    for an asset whose return is known must be ranked again, without that asset."""
+    rng = np.random.default_rng(8)
+    scores = rng.normal(size=(6, 30))
+    returns = 0.3 * scores + rng.normal(size=(6, 30))
+    scores[0, :4] = np.nan  # a return whose score is missing: the shared ranks don't apply
+    returns[1, 10:13] = np.nan  # a missing return: the shared ranks skip it already
+    returns[2, 5:9] = 0.5  # tied returns
+    scores[3, 1:3] = np.nan
+    returns[3, 1:3] = np.nan  # both missing together
+    shared = ranks(returns)
+    ours = rank_ic(scores, returns, return_ranks=shared)
+    np.testing.assert_allclose(ours, rank_ic(scores, returns), atol=1e-12)
+    for day in range(6):
+        keep = np.isfinite(scores[day]) & np.isfinite(returns[day])
+        expected = spearmanr(scores[day, keep], returns[day, keep]).statistic
+        assert ours[day] == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(shared[1, 10:13]).all() and np.isfinite(shared[0]).all()
+    with pytest.raises(ValueError, match="differ"):
+        rank_ic(scores, returns, return_ranks=shared[:3])
 
 
 def test_rank_ic_is_undefined_with_fewer_than_two_pairs():
