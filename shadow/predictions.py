@@ -2,13 +2,16 @@
 
 Written before outcomes are known, once per (version, day), each batch through a temporary file
 and an atomic rename, so a reader never sees half a batch. Columns: day, asset, score, weight
-(readable by pandas, DuckDB, Spark or Trino without Podium).
+(readable by pandas, DuckDB, Spark or Trino without Podium). A batch file is never rewritten in
+place, so a process remembers which days each file holds (keyed by its inode, size and
+modification time) instead of reading them on every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +26,26 @@ SCHEMA = pa.schema([("day", pa.date32()), ("asset", pa.string()), ("score", pa.f
                     ("weight", pa.float64())])
 # Scores are near-unique floats: dictionary-encoding them only costs time.
 DICTIONARY_COLUMNS = ["day", "asset", "weight"]
+STATISTICS_COLUMNS = ["day"]  # what readers filter on
+DAYS_CACHE_FILES = 65536  # batch files whose days a process remembers
+
+_days_lock = threading.Lock()
+_days: dict[str, tuple[tuple[int, int, int], list[dt.date]]] = {}
+
+
+def _file_days(path: Path) -> list[dt.date]:
+    info = os.stat(path)
+    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    with _days_lock:
+        cached = _days.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    days = pq.read_table(path, columns=["day"]).column("day").unique().to_pylist()
+    with _days_lock:
+        if len(_days) >= DAYS_CACHE_FILES:
+            _days.clear()
+        _days[str(path)] = (key, days)
+    return days
 
 
 class PredictionStore:
@@ -35,7 +58,7 @@ class PredictionStore:
     def predicted_days(self, track: str, version_id: str) -> list[dt.date]:
         days: set[dt.date] = set()
         for path in self._files(track, version_id):
-            days.update(pq.read_table(path, columns=["day"]).column("day").unique().to_pylist())
+            days.update(_file_days(path))
         return sorted(days)
 
     def write(self, track: str, version_id: str, *, days: Sequence[dt.date],
@@ -52,7 +75,8 @@ class PredictionStore:
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{days[0]:%Y%m%d}_{days[-1]:%Y%m%d}.parquet"
         tmp = directory / f".{target.name}.{os.getpid()}.tmp"
-        pq.write_table(table, tmp, use_dictionary=DICTIONARY_COLUMNS)
+        pq.write_table(table, tmp, use_dictionary=DICTIONARY_COLUMNS,
+                       write_statistics=STATISTICS_COLUMNS)
         os.replace(tmp, target)
         return target
 

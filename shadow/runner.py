@@ -18,6 +18,7 @@ import bisect
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure
 from registry.lifecycle import State
 from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
-from scorer.portfolio import quantile_weights, settle_days
+from scorer.portfolio import quantile_weights, ranks, settle_days
 from shadow.lease import acquire_lease, new_holder, release_lease
 from shadow.predictions import PredictionStore
 from trainer import load_model
@@ -74,22 +75,39 @@ def shadowed_versions(engine: Engine) -> list[ModelVersion]:
             .order_by(col(ModelVersion.track), col(ModelVersion.version_id))))
 
 
-def first_unsettled(engine: Engine, versions: list[ModelVersion],
-                    landed: list[dt.date]) -> int:
-    """Index in ``landed`` of the first day after its cutoff that some version has not settled
-    (``len(landed)`` when there is none)."""
+def settled_so_far(engine: Engine, versions: list[ModelVersion]
+                   ) -> dict[str, tuple[int, dt.date]]:
+    """``{version id: (days settled, last day settled)}`` for the versions with any score."""
     with read_session(engine) as session:
-        settled = {version_id: (count, last) for version_id, count, last in session.exec(
+        return {version_id: (count, last) for version_id, count, last in session.exec(
             select(ShadowScore.version_id, func.count(), func.max(ShadowScore.day))
             .where(col(ShadowScore.version_id).in_([v.version_id for v in versions]))
             .group_by(col(ShadowScore.version_id)))}
+
+
+def settled_through(versions: list[ModelVersion], landed: list[dt.date],
+                    settled: dict[str, tuple[int, dt.date]]) -> dict[str, dt.date]:
+    """The day through which each version has settled every landed day after its cutoff (its
+    cutoff when it has settled none); versions with gaps are left out."""
+    through = {}
+    for version in versions:
+        count, last = settled.get(version.version_id, (0, None))
+        if last is None:
+            through[version.version_id] = version.train_cutoff
+        elif count == (bisect.bisect_right(landed, last)
+                       - bisect.bisect_right(landed, version.train_cutoff)):
+            through[version.version_id] = last
+    return through
+
+
+def first_unsettled(versions: list[ModelVersion], landed: list[dt.date],
+                    through: dict[str, dt.date]) -> int:
+    """Index in ``landed`` of the first day after its cutoff that some version has not settled
+    (``len(landed)`` when there is none)."""
     first = len(landed)
     for version in versions:
-        start = bisect.bisect_right(landed, version.train_cutoff)
-        count, last = settled.get(version.version_id, (0, None))
-        if last is not None and count == bisect.bisect_right(landed, last) - start:
-            start = bisect.bisect_right(landed, last)  # every landed day up to `last` is settled
-        first = min(first, start)
+        last = through.get(version.version_id, version.train_cutoff)
+        first = min(first, bisect.bisect_right(landed, last))
     return first
 
 
@@ -107,20 +125,22 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
         if not landed:
             return ShadowRun(True, "no market days have landed yet")
         versions = shadowed_versions(engine)
-        first = min(first_unsettled(engine, versions, landed), len(landed) - 1)
-        returns = feed.returns(start=landed[max(0, first - (WARMUP_DAYS - 1))])
-        context = _Context(config, engine, returns, PredictionStore(
-            config.artefacts_root / "shadow" / "predictions"))
-        outcomes = []
-        for done, version in enumerate(versions):
-            if progress is not None:
-                progress(version.version_id, done, len(versions))
-            if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
-                if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
-                    return ShadowRun(False, "lost the shadow lease mid-run; stopped",
-                                     context.last_day, outcomes)
-                renewed = time.monotonic()
-            outcomes.append(context.shadow_version(version))
+        through = settled_through(versions, landed, settled_so_far(engine, versions))
+        first = min(first_unsettled(versions, landed, through), len(landed) - 1)
+        returns = feed.returns(start=landed[max(0, first - (WARMUP_DAYS - 1))], landed=landed)
+        outcomes: list[VersionOutcome] = []
+        with _Context(config, engine, returns, PredictionStore(
+                config.artefacts_root / "shadow" / "predictions"), through) as context:
+            for done, version in enumerate(versions):
+                if progress is not None:
+                    progress(version.version_id, done, len(versions))
+                if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
+                    if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
+                        context.abandon()
+                        return ShadowRun(False, "lost the shadow lease mid-run; stopped",
+                                         context.last_day, outcomes)
+                    renewed = time.monotonic()
+                outcomes.append(context.shadow_version(version))
         if progress is not None and versions:
             progress("", len(versions), len(versions))
         return ShadowRun(True, "ok", context.last_day, outcomes)
@@ -128,51 +148,104 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
         release_lease(engine, holder=holder)
 
 
+@dataclass
+class _Predicted:
+    """A version's fresh predictions (days, scores, weights, as handed to the writer) and every
+    day it has predicted so far."""
+
+    version: ModelVersion
+    outcome: VersionOutcome
+    days: list[dt.date]
+    scores: np.ndarray
+    weights: np.ndarray
+    written: Future | None  # the Parquet write; settling waits for it
+    predicted: list[dt.date] = field(default_factory=list)
+
+
 class _Context:
-    """One run's view of the landed market, shared by every version it scores."""
+    """One run's view of the landed market, shared by every version it scores.
+
+    Versions go through a pipeline: version k is predicted and its Parquet write handed to a
+    writer thread; then version k-1 is settled and its scores handed to the same thread, which
+    works in order, so a version's scores are inserted only once its predictions are on disk
+    (and never if writing them failed). The main thread computes while the writer writes.
+    Leaving the context settles what is still queued (unless :meth:`abandon` was called), waits
+    for the writer, and raises the first failure of a write or an insert.
+    """
 
     def __init__(self, config: PodiumConfig, engine: Engine, returns: pd.DataFrame,
-                 predictions: PredictionStore) -> None:
+                 predictions: PredictionStore, through: dict[str, dt.date] | None = None
+                 ) -> None:
         self.config, self.engine, self.predictions = config, engine, predictions
         self.returns = returns
         self.days: list[dt.date] = [d.date() for d in pd.DatetimeIndex(returns.index)]
         self.position = {day: k for k, day in enumerate(self.days)}
         self.assets = [str(a) for a in returns.columns]
         self.matrix = returns.to_numpy(dtype=np.float64)
+        self._through = through or {}
         self._features: dict[Any, np.ndarray] = {}
-        # What this run predicted, by version: (days, scores, weights) as written to Parquet.
-        self._written: dict[str, tuple[list[dt.date], np.ndarray, np.ndarray]] = {}
+        self._return_ranks: np.ndarray | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-writer")
+        self._queued: _Predicted | None = None
+        self._inserts: list[Future] = []
+        self._abandoned = False
+
+    def __enter__(self) -> _Context:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        try:
+            if kind is None and not self._abandoned:
+                self._settle_queued()
+        finally:
+            self._writer.shutdown(wait=True, cancel_futures=self._abandoned or kind is not None)
+        if kind is None:
+            for inserted in self._inserts:
+                inserted.result()  # a failed write or insert raises here
+
+    def abandon(self) -> None:
+        """Settle nothing more (the lease is lost); what the writer has not started is dropped."""
+        self._abandoned = True
 
     @property
     def last_day(self) -> dt.date:
         return self.days[-1]
 
     def shadow_version(self, version: ModelVersion) -> VersionOutcome:
+        """Predict ``version``'s pending days now; it is settled after the next version's
+        predictions (or when the context closes). The outcome is filled in as that happens."""
         outcome = VersionOutcome(version.version_id)
         try:
             predicted = self.predictions.predicted_days(version.track, version.version_id)
-            fresh = self._predict(version, set(predicted))
-            outcome.predicted = len(fresh)
-            outcome.settled = self._settle(version, sorted([*predicted, *fresh]))
+            fresh = self._predict(version, outcome, set(predicted))
         except (IntegrityError, IntegrityFailure) as exc:
-            outcome.error = str(exc)
-            self._record_error(version, "integrity_failure", str(exc))
+            self._failed(outcome, exc)
+            fresh = None
+        self._settle_queued()
+        if fresh is not None:
+            fresh.predicted = sorted([*predicted, *fresh.days])
+            self._queued = fresh
         return outcome
 
-    def _predict(self, version: ModelVersion, done: set[dt.date]) -> list[dt.date]:
-        """Predict every landed day after the cutoff not yet predicted; return those days."""
+    def _predict(self, version: ModelVersion, outcome: VersionOutcome, done: set[dt.date]
+                 ) -> _Predicted:
+        """Predict every landed day after the cutoff not yet predicted, and hand the batch to
+        the writer."""
         pending = [d for d in self.days if d > version.train_cutoff and d not in done]
+        outcome.predicted = len(pending)
         if not pending:
-            return []
+            return _Predicted(version, outcome, [], np.empty((0, 0)), np.empty((0, 0)), None)
         predictor = load_model(self.config.artefacts_root / version.bundle_path)
         features = self._features_for(predictor.config)
         rows = [self.position[d] for d in pending]
         scores = np.asarray(predictor.predict(features[rows]), dtype=np.float64)
         weights = quantile_weights(scores, self.config.shadow.portfolio.quantile)
-        self.predictions.write(version.track, version.version_id, days=pending,
-                               assets=self.assets, scores=scores, weights=weights)
-        self._written[version.version_id] = (pending, scores.astype(np.float32), weights)
-        return pending
+        written = self._writer.submit(self.predictions.write, version.track, version.version_id,
+                                      days=pending, assets=self.assets, scores=scores,
+                                      weights=weights)
+        # As stored (scores are float32 in Parquet): settling reads these, not the file.
+        return _Predicted(version, outcome, pending, scores.astype(np.float32), weights,
+                          written)
 
     def _features_for(self, train_config) -> np.ndarray:
         key = (train_config.residual_momentum, train_config.xsec_demean)
@@ -180,27 +253,41 @@ class _Context:
             self._features[key] = compute_features(self.matrix, train_config)
         return self._features[key]
 
-    def _settle(self, version: ModelVersion, predicted: list[dt.date]) -> int:
-        written = self._written.pop(version.version_id, ([], None, None))
-        with read_session(self.engine) as session:
-            settled = set(session.exec(select(ShadowScore.day).where(
-                ShadowScore.version_id == version.version_id)))
-        ready = [d for d in predicted if d not in settled and d in self.position
-                 and self.position[d] + 1 < len(self.days)]
+    def _settle_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        if queued is None:
+            return
+        try:
+            queued.outcome.settled = self._settle(queued)
+        except (IntegrityError, IntegrityFailure) as exc:
+            self._failed(queued.outcome, exc)
+
+    def _settle(self, fresh: _Predicted) -> int:
+        version, predicted = fresh.version, fresh.predicted
+        through = self._through.get(version.version_id)
+        if through is not None:  # every landed day after the cutoff through `through`
+            ready = [d for d in predicted if d > through]
+        else:  # a version with gaps: ask which days
+            with read_session(self.engine) as session:
+                settled = set(session.exec(select(ShadowScore.day).where(
+                    ShadowScore.version_id == version.version_id)))
+            ready = [d for d in predicted if d not in settled]
+        ready = [d for d in ready if d in self.position and self.position[d] + 1 < len(self.days)]
         if not ready:
             return 0
         index = {day: k for k, day in enumerate(predicted)}
         first = index[ready[0]]
         previous_day = predicted[first - 1] if first > 0 else None
         wanted = ([previous_day] if previous_day else []) + ready
-        scores, weights = self._stored(version, wanted, written)
+        scores, weights = self._stored(version, wanted, fresh)
         if previous_day is not None:
             previous_weights, scores, weights = weights[0], scores[1:], weights[1:]
         else:
             previous_weights = None
         next_rows = [self.position[d] + 1 for d in ready]
         result = settle_days(scores, self.matrix[next_rows], previous_weights,
-                             self.config.shadow.portfolio, weights=weights)  # the recorded book
+                             self.config.shadow.portfolio, weights=weights,  # the recorded book
+                             return_ranks=self._ranks_of_returns()[next_rows])
         now = utcnow()
         columns = zip(result.gross.tolist(), result.turnover.tolist(), result.cost.tolist(),
                       result.net.tolist(), result.rank_ic.tolist(),
@@ -210,19 +297,29 @@ class _Context:
                  "n_assets": n_assets, "settled_at": now}
                 for day, (gross, turnover, cost, net, ic, n_assets)
                 in zip(ready, columns, strict=True)]
+        self._inserts.append(self._writer.submit(self._insert, fresh.written, rows))
+        return len(rows)
+
+    def _insert(self, written: Future | None, rows: list[dict]) -> None:
+        """On the writer thread, after the version's predictions (first in its queue)."""
+        _wait(written)  # predictions are on disk before any score of theirs exists
         with write_session(self.engine) as session:  # all of this version's days, or none
             insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
             statement = insert(ShadowScore).on_conflict_do_nothing(
                 index_elements=["version_id", "day"])
             session.connection().execute(statement, rows)  # one executemany
             session.commit()
-        return len(rows)
 
-    def _stored(self, version: ModelVersion, days: list[dt.date], written: tuple
+    def _ranks_of_returns(self) -> np.ndarray:
+        """Ranks of every day's returns, computed once and shared by the versions."""
+        if self._return_ranks is None:
+            self._return_ranks = ranks(self.matrix)
+        return self._return_ranks
+
+    def _stored(self, version: ModelVersion, days: list[dt.date], fresh: _Predicted
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and weights ``[days, assets]``: this run's from memory, the rest from Parquet."""
-        written_days, written_scores, written_weights = written
-        row = {day: k for k, day in enumerate(written_days)}
+        row = {day: k for k, day in enumerate(fresh.days)}
         earlier = [day for day in days if day not in row]
         position = {day: k for k, day in enumerate(earlier)}
         read_scores, read_weights = (self.predictions.read(
@@ -231,15 +328,22 @@ class _Context:
         weights = np.empty((len(days), len(self.assets)))
         for k, day in enumerate(days):
             if day in row:
-                scores[k], weights[k] = written_scores[row[day]], written_weights[row[day]]
+                scores[k], weights[k] = fresh.scores[row[day]], fresh.weights[row[day]]
             else:
                 scores[k], weights[k] = read_scores[position[day]], read_weights[position[day]]
         return scores, weights
 
-    def _record_error(self, version: ModelVersion, code: str, message: str) -> None:
+    def _failed(self, outcome: VersionOutcome, exc: Exception) -> None:
+        outcome.error = str(exc)
         with write_session(self.engine) as session:
-            session.add(ShadowError(version_id=version.version_id, code=code, message=message))
+            session.add(ShadowError(version_id=outcome.version_id, code="integrity_failure",
+                                    message=str(exc)))
             session.commit()
+
+
+def _wait(written: Future | None) -> None:
+    if written is not None:
+        written.result()  # a failed write raises here, before anything is settled
 
 
 def _finite(value: float) -> float | None:

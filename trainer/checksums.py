@@ -8,12 +8,12 @@ must be listed and match, and every listed file must exist; a truncated or edite
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
 SUMS_NAME = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
-_CHUNK = 1 << 20
 
 
 class IntegrityError(Exception):
@@ -21,19 +21,19 @@ class IntegrityError(Exception):
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _bundle_files(bundle_dir: Path) -> list[str]:
-    return sorted(
-        p.relative_to(bundle_dir).as_posix()
-        for p in bundle_dir.rglob("*")
-        if p.is_file() and p.name != SUMS_NAME
-    )
+    """Every regular file under ``bundle_dir`` but SHA256SUMS, as sorted POSIX paths."""
+    found = []
+    for directory, _, names in os.walk(bundle_dir):
+        relative = Path(directory).relative_to(bundle_dir)
+        for name in names:
+            if os.path.isfile(os.path.join(directory, name)):
+                found.append((relative / name).as_posix())
+    return sorted(rel for rel in found if rel != SUMS_NAME)
 
 
 def write_sha256sums(bundle_dir: Path) -> Path:

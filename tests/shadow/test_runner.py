@@ -16,7 +16,7 @@ from registry.db import read_session
 from registry.models import ShadowError, ShadowScore
 from shadow.lease import acquire_lease, release_lease
 from shadow.predictions import PredictionStore
-from shadow.runner import _Context, run_shadow, shadowed_versions
+from shadow.runner import VersionOutcome, _Context, run_shadow, shadowed_versions
 from tests.conftest import REPO
 from tests.zoo.conftest import TINY
 from trainer.dataset import land_days, open_feed
@@ -110,10 +110,11 @@ def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) ->
     config, engine, versions = shadow_env
     land_days(config.datasets_root, config.market, 8)
     feed = open_feed(config.datasets_root, config.market)
-    context = _Context(config, engine, feed.returns(),
-                       PredictionStore(config.artefacts_root / "shadow/predictions"))
-    for version in shadowed_versions(engine):
-        assert len(context._predict(version, set())) == 8
+    with _Context(config, engine, feed.returns(),
+                  PredictionStore(config.artefacts_root / "shadow/predictions")) as context:
+        for version in shadowed_versions(engine):
+            assert len(context._predict(version, VersionOutcome(version.version_id),
+                                        set()).days) == 8
     assert scores(engine).empty
     result = run_shadow(config, engine)
     assert {v.predicted for v in result.versions} == {0}
