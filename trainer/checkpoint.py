@@ -1,7 +1,8 @@
 """Orbax checkpoints of ``{"model", "optimizer", "step"}``: saved whole, restored by shape.
 
-Restoring builds an abstract model and optimizer with ``nnx.eval_shape`` (no weights allocated,
-nothing unpickled) and lets Orbax fill that target.
+Restoring builds an abstract model with ``nnx.eval_shape`` (no weights allocated, nothing
+unpickled) and lets Orbax fill that target. Serving needs the model alone, so only the ``model``
+subtree is restored (a partial restore: the optimizer's moments are never read).
 """
 
 from __future__ import annotations
@@ -44,26 +45,17 @@ def save_checkpoint(path: Path, model: nnx.Module, optimizer: nnx.Optimizer, ste
     checkpointer.close()
 
 
-def restore_checkpoint(
-    path: Path, config: TrainConfig, n_features: int
-) -> tuple[Scorer, nnx.Optimizer, int]:
-    """Restore model, optimizer and step into an abstract target of the config's architecture."""
-
-    def build() -> tuple[Scorer, nnx.Optimizer]:
-        model = build_model(config, n_features)
-        return model, make_optimizer(model, config)
-
-    abstract_model, abstract_optimizer = nnx.eval_shape(build)
-    target = {
-        "model": nnx.state(abstract_model),
-        "optimizer": nnx.state(abstract_optimizer),
-        "step": jax.ShapeDtypeStruct((), jnp.int32),
-    }
-    checkpointer = ocp.StandardCheckpointer()
-    restored = checkpointer.restore(Path(path).absolute(), target)
+def restore_model(path: Path, config: TrainConfig, n_features: int) -> Scorer:
+    """Restore the model's weights alone into an abstract model of the config's architecture."""
+    abstract_model = nnx.eval_shape(lambda: build_model(config, n_features))
+    model_def, abstract_state = nnx.split(abstract_model)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = {"model": jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+        abstract_state)}
+    checkpointer = ocp.PyTreeCheckpointer()
+    restored = checkpointer.restore(Path(path).absolute(), args=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True))
     checkpointer.close()
-    model_def, _ = nnx.split(abstract_model)
-    model = nnx.merge(model_def, restored["model"])
-    optimizer = make_optimizer(model, config)
-    nnx.update(optimizer, restored["optimizer"])
-    return model, optimizer, int(restored["step"])
+    return nnx.merge(model_def, restored["model"])

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from trainer.checkpoint import restore_checkpoint
+from trainer.checkpoint import restore_model
 from trainer.checksums import IntegrityError, sums_digest, verify_sha256sums
 from trainer.config import TrainConfig
 from trainer.features import compute_features, feature_names
@@ -119,7 +119,7 @@ def load_model(bundle_dir: str | Path) -> Predictor:
             f"{bundle_dir}: bundle features {metadata['feature_names']} differ from what this "
             f"trainer computes {names}; retrain with this trainer version"
         )
-    model, _, _ = restore_checkpoint(bundle_dir / "checkpoint", config, len(names))
+    model = restore_model(bundle_dir / "checkpoint", config, len(names))
     if len(_restored) >= RESTORED_CACHE_SIZE:
         del _restored[next(iter(_restored))]  # the oldest
     _restored[key] = (model, config, metadata)
