@@ -12,6 +12,7 @@ metrics, so the device never waits for logging or early-stopping bookkeeping.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -75,6 +76,12 @@ eval_step = jax.jit(_evaluate, static_argnums=0)
 """Validation loss and scores: ``(graphdef, params, x_val [features, rows], y_val [rows])``."""
 
 
+def _validation_loss(graphdef: nnx.GraphDef, params, x_val, y_val) -> dict[str, jax.Array]:
+    """What early stopping reads each epoch: the loss alone (the kept model's scores are
+    computed once, at the end)."""
+    return {"loss": _evaluate(graphdef, params, x_val, y_val)["loss"]}
+
+
 @jax.jit
 def feature_major(x: jax.Array, y: jax.Array, order: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Rows ``order`` of ``x [rows, features]`` as ``[features, rows]``, and of ``y``.
@@ -112,8 +119,30 @@ def train_steps(
         return (params, opt_state), loss
 
     (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), starts)
-    evaluation = None if validation is None else _evaluate(graphdef, params, *validation)
+    evaluation = None if validation is None else _validation_loss(graphdef, params, *validation)
     return params, opt_state, losses.sum(), evaluation
+
+
+@functools.lru_cache(maxsize=32)
+def _flat_train_steps(
+    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, batch_size: int, treedef: Any
+) -> Callable[..., tuple]:
+    """:func:`train_steps` over the flat leaves of ``(params, opt_state)``.
+
+    The same computation; but a call flattens a tuple of arrays instead of NNX states and
+    hashes no static arguments (the graph, optimizer and batch size are bound here, once per
+    fit), which keeps the host's cost per call well under the device's cost per epoch.
+    Returns ``(leaves, loss sum, evaluation)``.
+    """
+
+    def steps(leaves, x, y, starts, validation):
+        params, opt_state = jax.tree.unflatten(treedef, leaves)
+        params, opt_state, loss_sum, evaluation = train_steps(
+            graphdef, tx, batch_size, params, opt_state, x, y, starts, validation
+        )
+        return tuple(jax.tree.leaves((params, opt_state))), loss_sum, evaluation
+
+    return jax.jit(steps)
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -192,8 +221,7 @@ class _Call:
     """One queued :func:`train_steps` call; its arrays may still be computing."""
 
     steps: int
-    params: Any
-    opt_state: Any
+    state: tuple  # the leaves of (params, opt_state) after the call
     loss_sum: jax.Array
     evaluation: dict[str, jax.Array] | None  # on the call that ends an epoch
 
@@ -210,13 +238,12 @@ class _CallQueue:
         self,
         run: Callable[..., tuple],
         calls: Iterator[tuple[np.ndarray, bool]],
-        params: Any,
-        opt_state: Any,
+        state: tuple,
         *,
         deadline: float,
     ) -> None:
         self._run, self._calls, self._deadline = run, calls, deadline
-        self._tip = (params, opt_state)
+        self._tip = state
         self._queued: deque[_Call] = deque()
         self.out_of_time = False
         self._fill()
@@ -230,9 +257,8 @@ class _CallQueue:
                 self.out_of_time = True
                 return
             starts, ends_epoch = call
-            params, opt_state, loss_sum, evaluation = self._run(*self._tip, starts, ends_epoch)
-            self._tip = (params, opt_state)
-            self._queued.append(_Call(len(starts), params, opt_state, loss_sum, evaluation))
+            self._tip, loss_sum, evaluation = self._run(self._tip, starts, ends_epoch)
+            self._queued.append(_Call(len(starts), self._tip, loss_sum, evaluation))
 
     def pop(self) -> _Call | None:
         """The oldest call, waited for (the next ones queued meanwhile); None when none is left."""
@@ -281,24 +307,27 @@ def fit(
         jnp.asarray(data.y_val[data.val_mask]),
     )
 
-    def run(params: Any, opt_state: Any, starts: np.ndarray, ends_epoch: bool) -> tuple:
-        checked = validation if ends_epoch else None
-        return train_steps(graphdef, tx, plan.batch_size, params, opt_state, x, y, starts, checked)
+    leaves, treedef = jax.tree.flatten((params, opt_state))
+    steps = _flat_train_steps(graphdef, tx, plan.batch_size, treedef)
 
-    queue = _CallQueue(run, plan.calls(config.epochs), params, opt_state, deadline=deadline)
+    def run(state: tuple, starts: np.ndarray, ends_epoch: bool) -> tuple:
+        return steps(state, x, y, starts, validation if ends_epoch else None)
+
+    queue = _CallQueue(run, plan.calls(config.epochs), tuple(leaves), deadline=deadline)
     step = epochs = best_step = best_epoch = 0
-    best_params, best_opt_state, best_evaluation = params, opt_state, None
+    best_state = tuple(leaves)
     best_val_loss, best_train_loss = float("inf"), float("nan")
     stale, stopped_early = 0, None
     epoch_loss_sum, epoch_steps = 0.0, 0
     while (call := queue.pop()) is not None:
-        params, opt_state, evaluation = call.params, call.opt_state, call.evaluation
+        state, evaluation = call.state, call.evaluation
         epoch_loss_sum += float(call.loss_sum)
         epoch_steps += call.steps
         step += call.steps
         if evaluation is None:
             if not (queue.out_of_time and queue.empty):
                 continue
+            params = jax.tree.unflatten(treedef, state)[0]
             evaluation = eval_step(graphdef, params, *validation)  # the deadline cut it short
         epochs += 1
         train_loss, val_loss = epoch_loss_sum / epoch_steps, float(evaluation["loss"])
@@ -309,7 +338,7 @@ def fit(
             "epoch %d step %d: train loss %.5f, val loss %.5f", epochs, step, train_loss, val_loss
         )
         if val_loss < best_val_loss:
-            best_params, best_opt_state, best_evaluation = params, opt_state, evaluation
+            best_state = state
             best_step, best_epoch, stale = step, epochs, 0
             best_val_loss, best_train_loss = val_loss, train_loss
         else:
@@ -320,13 +349,15 @@ def fit(
     if stopped_early is None and queue.out_of_time:
         stopped_early = "time_budget"
 
-    # the kept model's rank IC (its scores came with its validation loss)
-    if best_evaluation is None:  # no epoch ran: the initial model is kept
-        best_evaluation = eval_step(graphdef, best_params, *validation)
+    # the kept model's scores and rank IC (the initial model's when no epoch ran)
+    best_params, best_opt_state = jax.tree.unflatten(treedef, best_state)
+    best_evaluation = eval_step(graphdef, best_params, *validation)
+    if best_val_loss == float("inf"):
+        best_val_loss = float(best_evaluation["loss"])
     scores = np.zeros(data.val_mask.shape, dtype=np.float32)
     scores[data.val_mask] = np.asarray(best_evaluation["scores"])
     val = {
-        "loss": float(best_evaluation["loss"]),
+        "loss": best_val_loss,
         "rank_ic": rank_ic(scores, data.y_val, data.val_mask),
     }
     metrics.log(best_step, "val", {"rank_ic": val["rank_ic"]})

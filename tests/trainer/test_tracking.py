@@ -1,0 +1,55 @@
+"""Metrics go to the bundle's tables, TensorBoard and W&B: the same points, as they come."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+from tensorboardX.proto import event_pb2
+
+from trainer.tracking import MetricsLog
+
+
+def scalars(directory: Path) -> list[tuple[str, int, float, float]]:
+    """``(tag, step, value, wall time)`` of every scalar in the TFRecord event files."""
+    points = []
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4  # length, its CRC, the record, its CRC
+            for value in event.summary.value:
+                points.append((value.tag, event.step, value.simple_value, event.wall_time))
+    return points
+
+
+class Recorder:
+    """Stands in for a W&B run (its cloud is out of reach here): records what is logged."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+
+    def log(self, values: dict, step: int) -> None:
+        self.logged.append((step, values))
+
+
+def test_points_reach_tensorboard_and_wandb_as_they_are_logged(tmp_path) -> None:
+    wandb_run = Recorder()
+    metrics = MetricsLog(tmp_path / "tb", wandb_run)
+    before = time.time()
+    metrics.log(75, "train", {"loss": 0.5, "epoch": 1})
+    time.sleep(0.05)
+    logged_second = time.time()
+    metrics.log(75, "val", {"loss": 0.25})
+    assert len(wandb_run.logged) == 2  # live, not at the end
+    metrics.close()
+    points = scalars(tmp_path / "tb")
+    assert [(tag, step, value) for tag, step, value, _ in points] == [
+        ("train/loss", 75, 0.5), ("train/epoch", 75, 1.0), ("val/loss", 75, 0.25)]
+    assert before <= points[0][3] < logged_second <= points[2][3] <= time.time()
+    assert wandb_run.logged == [(75, {"train/loss": 0.5, "train/epoch": 1.0}),
+                                (75, {"val/loss": 0.25})]
+    assert metrics.rows[2] == {"step": 75, "split": "val", "metric": "loss", "value": 0.25}
