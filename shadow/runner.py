@@ -39,6 +39,7 @@ from shadow.lease import acquire_lease, new_holder, release_lease
 from shadow.predictions import PredictionStore
 from trainer import load_model
 from trainer.checksums import IntegrityError
+from trainer.compilation_cache import enable_compilation_cache
 from trainer.dataset import open_feed
 from trainer.features import WARMUP_DAYS, compute_features
 
@@ -114,6 +115,7 @@ def first_unsettled(versions: list[ModelVersion], landed: list[dt.date],
 def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = None,
                progress: Progress | None = None) -> ShadowRun:
     """Score everything pending; stand down if another runner holds the lease."""
+    enable_compilation_cache(config.artefacts_root / "cache" / "jax")
     holder = holder or new_holder()
     lease_seconds = config.shadow.lease_seconds
     if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:

@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         _emit({"status": "error", "message": format_validation_error(exc)})
         return EXIT_BAD_CONFIG
 
+    from trainer.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache(Path(config.run.datasets_root).absolute().parent / "cache" / "jax")
     from trainer.bundle import BundleError
     from trainer.train import train_and_evaluate
     from trainer.window import WindowError

@@ -54,6 +54,9 @@ def test_success_prints_one_json_line_and_writes_offline_wandb_files_outside(
     runs = list(wandb_dir.rglob("offline-run-*"))
     assert runs, "W&B offline run files were not written"
     assert not list((tmp_path / "bundle").rglob("*wandb*"))
+    cache = Path(make_config().run.datasets_root).parent / "cache" / "jax"  # beside, not inside
+    assert any(cache.iterdir()), "the compiled programs were not cached for the next run"
+    assert not list((tmp_path / "bundle").rglob("*cache*"))
 
 
 def test_bad_config_answers_one_error_line_naming_the_field(tmp_path: Path) -> None:
