@@ -75,9 +75,13 @@ class PredictionStore:
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{days[0]:%Y%m%d}_{days[-1]:%Y%m%d}.parquet"
         tmp = directory / f".{target.name}.{os.getpid()}.tmp"
-        pq.write_table(table, tmp, use_dictionary=DICTIONARY_COLUMNS,
-                       write_statistics=STATISTICS_COLUMNS)
-        os.replace(tmp, target)
+        try:
+            pq.write_table(table, tmp, use_dictionary=DICTIONARY_COLUMNS,
+                           write_statistics=STATISTICS_COLUMNS)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
+            raise
         return target
 
     def read(self, track: str, version_id: str, days: Sequence[dt.date],

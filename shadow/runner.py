@@ -169,10 +169,11 @@ class _Context:
 
     Versions go through a pipeline: version k is predicted and its Parquet write handed to a
     writer thread; then version k-1 is settled and its scores handed to the same thread, which
-    works in order, so a version's scores are inserted only once its predictions are on disk
-    (and never if writing them failed). The main thread computes while the writer writes.
-    Leaving the context settles what is still queued (unless :meth:`abandon` was called), waits
-    for the writer, and raises the first failure of a write or an insert.
+    works in order, so a version's scores are inserted only once its predictions are on disk;
+    if they cannot be stored (a full or read-only disk), the version gets a recorded
+    ``storage_error`` and no score, and the others go on. The main thread computes while the
+    writer writes. Leaving the context settles what is still queued (unless :meth:`abandon` was
+    called), waits for the writer, and raises the first failure of an insert.
     """
 
     def __init__(self, config: PodiumConfig, engine: Engine, returns: pd.DataFrame,
@@ -259,12 +260,15 @@ class _Context:
         queued, self._queued = self._queued, None
         if queued is None:
             return
+        rows: list[dict] = []
         try:
-            queued.outcome.settled = self._settle(queued)
+            rows = self._settle(queued)
         except (IntegrityError, IntegrityFailure) as exc:
             self._failed(queued.outcome, exc)
+        self._inserts.append(self._writer.submit(self._insert, queued, rows))
 
-    def _settle(self, fresh: _Predicted) -> int:
+    def _settle(self, fresh: _Predicted) -> list[dict]:
+        """The score rows of ``fresh``'s predicted days whose outcome has landed."""
         version, predicted = fresh.version, fresh.predicted
         through = self._through.get(version.version_id)
         if through is not None:  # every landed day after the cutoff through `through`
@@ -276,7 +280,7 @@ class _Context:
             ready = [d for d in predicted if d not in settled]
         ready = [d for d in ready if d in self.position and self.position[d] + 1 < len(self.days)]
         if not ready:
-            return 0
+            return []
         index = {day: k for k, day in enumerate(predicted)}
         first = index[ready[0]]
         previous_day = predicted[first - 1] if first > 0 else None
@@ -299,18 +303,28 @@ class _Context:
                  "n_assets": n_assets, "settled_at": now}
                 for day, (gross, turnover, cost, net, ic, n_assets)
                 in zip(ready, columns, strict=True)]
-        self._inserts.append(self._writer.submit(self._insert, fresh.written, rows))
-        return len(rows)
+        return rows
 
-    def _insert(self, written: Future | None, rows: list[dict]) -> None:
-        """On the writer thread, after the version's predictions (first in its queue)."""
-        _wait(written)  # predictions are on disk before any score of theirs exists
+    def _insert(self, fresh: _Predicted, rows: list[dict]) -> None:
+        """On the writer thread, after the version's predictions (first in its queue): insert
+        its scores once the predictions are on disk, and none if they could not be stored."""
+        if fresh.written is not None:
+            try:
+                fresh.written.result()
+            except OSError as exc:  # a full or read-only disk: this version waits for the next run
+                fresh.outcome.predicted = 0
+                self._failed(fresh.outcome, exc, code="storage_error",
+                             message=f"cannot store predictions: {exc}")
+                return
+        if not rows:
+            return
         with write_session(self.engine) as session:  # all of this version's days, or none
             insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
             statement = insert(ShadowScore).on_conflict_do_nothing(
                 index_elements=["version_id", "day"])
             session.connection().execute(statement, rows)  # one executemany
             session.commit()
+        fresh.outcome.settled = len(rows)
 
     def _ranks_of_returns(self) -> np.ndarray:
         """Ranks of every day's returns, computed once and shared by the versions."""
@@ -335,17 +349,13 @@ class _Context:
                 scores[k], weights[k] = read_scores[position[day]], read_weights[position[day]]
         return scores, weights
 
-    def _failed(self, outcome: VersionOutcome, exc: Exception) -> None:
-        outcome.error = str(exc)
+    def _failed(self, outcome: VersionOutcome, exc: Exception, *,
+                code: str = "integrity_failure", message: str | None = None) -> None:
+        outcome.error = message or str(exc)
         with write_session(self.engine) as session:
-            session.add(ShadowError(version_id=outcome.version_id, code="integrity_failure",
-                                    message=str(exc)))
+            session.add(ShadowError(version_id=outcome.version_id, code=code,
+                                    message=outcome.error))
             session.commit()
-
-
-def _wait(written: Future | None) -> None:
-    if written is not None:
-        written.result()  # a failed write raises here, before anything is settled
 
 
 def _finite(value: float) -> float | None:

@@ -105,6 +105,30 @@ def test_a_corrupt_bundle_is_skipped_with_a_recorded_error(shadow_env) -> None:
     assert set(scores(engine)["version_id"]) == {versions[1]}
 
 
+def test_predictions_that_cannot_be_stored_leave_that_version_unscored(shadow_env) -> None:
+    """Scores are inserted only once their predictions are on disk: where they cannot be
+    written, the version gets a recorded storage_error and no score, and the others go on."""
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 10)
+    store = PredictionStore(config.artefacts_root / "shadow/predictions")
+    blocked = store.directory(config.track, versions[0])
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("a file where the version's directory goes")
+    result = run_shadow(config, engine)
+    outcome = {v.version_id: v for v in result.versions}
+    assert "cannot store predictions" in outcome[versions[0]].error
+    assert outcome[versions[0]].settled == outcome[versions[0]].predicted == 0
+    assert outcome[versions[1]].settled == 9 and outcome[versions[1]].error is None
+    assert set(scores(engine)["version_id"]) == {versions[1]}
+    with read_session(engine) as session:
+        errors = session.exec(select(ShadowError)).all()
+    assert [(e.version_id, e.code) for e in errors] == [(versions[0], "storage_error")]
+    blocked.unlink()  # space again: the next run catches up
+    again = {v.version_id: v for v in run_shadow(config, engine).versions}
+    assert again[versions[0]].settled == 9 and again[versions[1]].settled == 0
+    assert not list(blocked.glob(".*.tmp"))
+
+
 def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) -> None:
     """A run killed after predicting (before settling) left no score; the next run finishes."""
     config, engine, versions = shadow_env
