@@ -3,7 +3,8 @@
 A token is 32 random bytes (``secrets.token_urlsafe``) behind a ``pod_`` prefix, so its digest
 is a safe lookup key: the database is searched by digest, and the row found is compared again
 with ``hmac.compare_digest``. The clear token is printed once by ``registry token create`` and
-never stored, logged or echoed.
+never stored, logged or echoed. ``registry token revoke`` stamps ``revoked_at``: the row stays
+(so its name stays taken) and ``authenticate`` refuses the token from then on.
 """
 
 from __future__ import annotations
@@ -18,9 +19,17 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from registry.errors import AlreadyExists, Forbidden, InvalidInput, Unauthorized
+from registry.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    Unauthorized,
+)
 from registry.ids import validate_slug
 from registry.models import SCOPES, ApiToken, utcnow
+from registry.store import as_utc
 
 TOKEN_PREFIX = "pod_"
 RANK = {scope: rank for rank, scope in enumerate(SCOPES, start=1)}
@@ -66,6 +75,32 @@ def create_token(session: Session, *, name: str, scope: str) -> tuple[ApiToken, 
         raise AlreadyExists(f"a token named {name!r} already exists",
                             code="token_exists") from None
     return row, token
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token, revoked ones included, ordered by name (rows carry digests, never tokens)."""
+    return list(session.exec(select(ApiToken).order_by(ApiToken.name)))
+
+
+def revoke_token(session: Session, name: str) -> ApiToken:
+    """Stamp ``revoked_at`` on the token called ``name`` and commit; return the row.
+
+    ``NotFound`` for an unknown name; ``InvalidTransition`` (nothing changed) if it is already
+    revoked. The row is locked while it is checked, so two concurrent revocations cannot both
+    succeed. Servers keep a valid token in their ``TokenCache`` for at most its ``ttl``, so a
+    revoked token stops working there within that time.
+    """
+    row = session.exec(select(ApiToken).where(ApiToken.name == name).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"no token named {name!r}", code="token_not_found")
+    if row.revoked_at is not None:
+        raise InvalidTransition(f"the token {name!r} is already revoked (since "
+                                f"{as_utc(row.revoked_at):%Y-%m-%d %H:%M:%S} UTC)",
+                                code="token_revoked")
+    row.revoked_at = utcnow()
+    session.add(row)
+    session.commit()
+    return row
 
 
 def authenticate(session: Session, token: str) -> Principal:

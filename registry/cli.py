@@ -122,6 +122,51 @@ def token_create(
                       "this once: store it now", markup=False)
 
 
+@token_app.command("list")
+def token_list(config: ConfigOption = None) -> None:
+    """List the tokens by name, revoked ones included.
+
+    Shows each token's name, scope and dates: never a token or its hash."""
+    from registry.auth import list_tokens
+
+    settings = get_config(config)
+    engine = make_engine(settings.database.url)
+    try:
+        with read_session(engine) as session:
+            rows = list_tokens(session)
+    finally:
+        engine.dispose()
+    console.print(table(
+        f"{len(rows)} token(s)",
+        ["name", "scope", "created (UTC)", "revoked (UTC)"],
+        ([t.name, t.scope, f"{as_utc(t.created_at):%Y-%m-%d %H:%M:%S}",
+          f"{as_utc(t.revoked_at):%Y-%m-%d %H:%M:%S}" if t.revoked_at else "-"] for t in rows),
+    ))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name (see `registry token list`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a token; running servers refuse it within 5 s.
+
+    The row stays, marked revoked, so its name cannot be reused. A server keeps a token it has
+    checked for at most 5 seconds, so the revoked token stops working there within that time.
+    Exit codes: 0 revoked, 1 no such token or already revoked, 2 bad usage or configuration."""
+    from registry.auth import revoke_token
+
+    settings = get_config(config)
+    engine = make_engine(settings.database.url)
+    try:
+        with write_session(engine) as session:
+            row = revoke_token(session, name)
+    finally:
+        engine.dispose()
+    err_console.print(f"token {row.name!r} (scope {row.scope}) revoked; running servers "
+                      "refuse it within 5 seconds", markup=False, soft_wrap=True)
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,

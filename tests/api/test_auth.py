@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from registry.auth import create_token, hash_token
+from registry.api import create_app
+from registry.auth import (
+    authenticate,
+    create_token,
+    hash_token,
+    list_tokens,
+    revoke_token,
+)
 from registry.db import read_session, write_session
-from registry.errors import AlreadyExists, InvalidInput
+from registry.errors import AlreadyExists, InvalidInput, InvalidTransition, NotFound, Unauthorized
 from registry.models import ApiToken
-from tests.api.conftest import API, TRACK, assert_problem
+from tests.api.conftest import API, TRACK, assert_problem, make_config
 from tests.e2e.conftest import BIN
 
 READS = [f"{API}/tracks", f"{API}/tracks/{TRACK}/champion", f"{API}/tracks/{TRACK}/audit",
@@ -112,3 +122,102 @@ def test_token_create_prints_the_token_once_and_stores_its_hash(engine, db_url,
                             "--scope", "admin"], env=env, capture_output=True, text=True,
                            timeout=60)
     assert again.returncode == 1 and "already exists" in again.stderr and not again.stdout
+
+
+def test_list_tokens_by_name_and_revoke_refuses_the_token(engine, tokens) -> None:
+    with read_session(engine) as session:
+        assert [(t.name, t.scope, t.revoked_at) for t in list_tokens(session)] == [
+            ("admin-bot", "admin", None), ("promote-bot", "promote", None),
+            ("read-bot", "read", None)]
+        assert authenticate(session, tokens["promote"]).name == "promote-bot"
+    with write_session(engine) as session:
+        row = revoke_token(session, "promote-bot")
+    assert row.name == "promote-bot" and row.revoked_at is not None
+    with read_session(engine) as session:
+        with pytest.raises(Unauthorized) as refused:
+            authenticate(session, tokens["promote"])
+        assert refused.value.code == "invalid_token"
+        assert authenticate(session, tokens["read"]).name == "read-bot"  # the others still work
+        stamped = session.exec(select(ApiToken).where(ApiToken.name == "promote-bot")).one()
+    assert stamped.revoked_at is not None
+
+    with write_session(engine) as session, pytest.raises(InvalidTransition) as twice:
+        revoke_token(session, "promote-bot")
+    assert twice.value.code == "token_revoked" and "already revoked" in twice.value.detail
+    with write_session(engine) as session, pytest.raises(NotFound) as unknown:
+        revoke_token(session, "nobody")
+    assert unknown.value.code == "token_not_found" and "'nobody'" in unknown.value.detail
+    with read_session(engine) as session:  # neither refusal changed anything
+        after = {t.name: t.revoked_at for t in list_tokens(session)}
+    assert after == {"admin-bot": None, "promote-bot": stamped.revoked_at, "read-bot": None}
+
+
+def _registry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "registry"), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_token_list_and_revoke_commands(engine, db_url, tokens, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
+    (tmp_path / "podium.yaml").write_text("{}\n")
+    env.update(PODIUM_DATABASE_URL=db_url, PODIUM_CONFIG=str(tmp_path / "podium.yaml"),
+               COLUMNS="200")
+    with read_session(engine) as session:
+        hashes = [t.token_hash for t in list_tokens(session)]
+
+    listed = _registry("token", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert "3 token(s)" in lines[0]
+    rows = [line for line in lines if "-bot" in line]
+    assert [r.split()[1] for r in rows] == ["admin-bot", "promote-bot", "read-bot"]
+    assert all(r.rstrip(" │").endswith("-") for r in rows)  # none revoked yet
+    for secret in [*hashes, *tokens.values(), "pod_"]:
+        assert secret not in listed.stdout + listed.stderr
+
+    revoked = _registry("token", "revoke", "read-bot", env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "'read-bot'" in revoked.stderr and "revoked" in revoked.stderr
+    assert "within 5 seconds" in revoked.stderr and not revoked.stdout
+    with read_session(engine) as session, pytest.raises(Unauthorized):
+        authenticate(session, tokens["read"])
+    relisted = _registry("token", "list", env=env).stdout
+    read_row = next(line for line in relisted.splitlines() if "read-bot" in line)
+    assert not read_row.rstrip(" │").endswith("-")  # a revocation date, not "-"
+
+    for args, message in [(("read-bot",), "already revoked"),
+                          (("nobody",), "no token named 'nobody'")]:
+        failed = _registry("token", "revoke", *args, env=env)
+        assert failed.returncode == 1, failed.stderr
+        assert failed.stderr.startswith("error: ") and message in failed.stderr
+        assert "Traceback" not in failed.stderr and not failed.stdout
+    missing = _registry("token", "revoke", env=env)
+    assert missing.returncode == 2 and "Missing argument" in missing.stderr
+    for command in ("list", "revoke"):
+        helped = _registry("token", command, "--help", env=env)
+        assert helped.returncode == 0 and "--config" in helped.stdout
+
+
+def test_a_revoked_token_gets_401_once_the_cache_entry_expires(engine, db_url, artefacts_root,
+                                                               auth, monkeypatch) -> None:
+    now = [1000.0]  # registry.auth's clock, moved by hand: no sleeping, no timing asserts
+    monkeypatch.setattr("registry.auth.time", SimpleNamespace(monotonic=lambda: now[0]))
+    app = create_app(make_config(db_url, artefacts_root), engine=engine, token_cache_ttl=5.0)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get(f"{API}/tracks", headers=auth("read")).status_code == 200  # cached
+        with write_session(engine) as session:
+            revoke_token(session, "read-bot")
+        now[0] += 4.0  # inside the TTL: the cached principal still answers
+        assert client.get(f"{API}/tracks", headers=auth("read")).status_code == 200
+        now[0] += 1.5  # past the TTL: the database is asked again and refuses the token
+        response = client.get(f"{API}/tracks", headers=auth("read"))
+        assert_problem(response, 401, "invalid_token")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert client.get(f"{API}/tracks", headers=auth("admin")).status_code == 200
+
+
+def test_a_revoked_token_is_refused_at_once_without_a_cache(client, auth, engine) -> None:
+    assert client.get(f"{API}/tracks", headers=auth("promote")).status_code == 200
+    with write_session(engine) as session:
+        revoke_token(session, "promote-bot")
+    assert_problem(client.get(f"{API}/tracks", headers=auth("promote")), 401, "invalid_token")
