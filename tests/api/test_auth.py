@@ -191,6 +191,8 @@ def test_token_list_and_revoke_commands(engine, db_url, tokens, tmp_path: Path) 
         assert failed.returncode == 1, failed.stderr
         assert failed.stderr.startswith("error: ") and message in failed.stderr
         assert "Traceback" not in failed.stderr and not failed.stdout
+    if engine.dialect.name != "sqlite":
+        return  # usage and --help touch no database: checked once
     missing = _registry("token", "revoke", env=env)
     assert missing.returncode == 2 and "Missing argument" in missing.stderr
     for command in ("list", "revoke"):
