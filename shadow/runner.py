@@ -204,7 +204,8 @@ class _Context:
             self._writer.shutdown(wait=True, cancel_futures=self._abandoned or kind is not None)
         if kind is None:
             for inserted in self._inserts:
-                inserted.result()  # a failed write or insert raises here
+                if not inserted.cancelled():  # abandoned before the writer reached it
+                    inserted.result()  # a failed insert raises here
 
     def abandon(self) -> None:
         """Settle nothing more (the lease is lost); what the writer has not started is dropped."""

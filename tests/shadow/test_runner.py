@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import pytest
 from sqlmodel import select
 
 from registry import store
-from registry.db import read_session
-from registry.models import ShadowError, ShadowScore
+from registry.db import read_session, write_session
+from registry.models import ShadowError, ShadowLease, ShadowScore, utcnow
 from shadow.lease import acquire_lease, release_lease
 from shadow.predictions import PredictionStore
 from shadow.runner import VersionOutcome, _Context, run_shadow, shadowed_versions
@@ -145,6 +146,31 @@ def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) ->
     assert {v.settled for v in result.versions} == {7}
 
 
+def test_a_runner_that_loses_its_lease_mid_run_stops_cleanly(shadow_env, monkeypatch) -> None:
+    """Another holder takes the lease mid-run: the runner stops before the next version,
+    without an error (writes not yet started are dropped), and what it did score is whole."""
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 10)
+    monkeypatch.setattr("shadow.runner.RENEW_FRACTION", 0.0)  # renew before every version
+
+    def steal(version_id: str, done: int, total: int) -> None:
+        if done == 1:  # the first version is predicted and queued: someone takes over
+            with write_session(engine) as session:
+                lease = session.exec(select(ShadowLease)).one()
+                lease.holder, lease.expires_at = "thief", utcnow() + dt.timedelta(hours=1)
+                session.add(lease)
+                session.commit()
+
+    result = run_shadow(config, engine, progress=steal)
+    assert not result.ran and "lost the shadow lease" in result.detail
+    assert len(result.versions) == 1  # the one it had started
+    table = scores(engine)
+    assert set(table.get("version_id", [])) <= {result.versions[0].version_id}
+    assert len(table) in (0, 9)  # all of a version's days, or none
+    again = run_shadow(config, engine)  # the lease is the thief's until it expires
+    assert not again.ran
+
+
 def test_the_lease_admits_one_runner(shadow_env) -> None:
     config, engine, _ = shadow_env
     assert acquire_lease(engine, holder="a", seconds=60) is not None
@@ -173,3 +199,4 @@ def test_two_runner_processes_at_once_score_each_day_once(shadow_env, db_url) ->
     assert len(table) == 24 * len(versions)
     assert not table.duplicated(["version_id", "day"]).any()
     assert np.isfinite(table[["gross", "turnover", "cost", "net"]].to_numpy()).all()
+
