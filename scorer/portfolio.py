@@ -25,54 +25,76 @@ def quantile_weights(scores: np.ndarray, quantile: float) -> np.ndarray:
     (no book when n < 2). Ties are broken by asset position: assets are ranked by (score, index),
     so the short side takes the lowest ranks and the long side the highest, never overlapping.
     """
+    return _book(scores, quantile, with_ranks=False)[0]
+
+
+def ranked_book(scores: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """``quantile_weights(scores, quantile)`` and ``ranks(scores)`` from one sort of the scores:
+    a version's book and, for its rank IC, its scores' ranks."""
+    return _book(scores, quantile, with_ranks=True)
+
+
+def _book(scores: np.ndarray, quantile: float, *, with_ranks: bool
+          ) -> tuple[np.ndarray, np.ndarray | None]:
     if not 0 < quantile <= 0.5:
         raise ValueError(f"quantile must be in (0, 0.5], got {quantile}")
     scores = np.asarray(scores, dtype=float)
     one_day = scores.ndim == 1
     by_day = np.atleast_2d(scores)
     present = np.isfinite(by_day)
-    if present.all() and by_day.shape[1] >= 2:  # the usual day: every asset scored
-        order = _stable_argsort(by_day)  # a stable sort keeps ties in asset order
+    everything = bool(present.all())
+    # Absent assets sort last; a stable sort keeps ties in asset order.
+    masked = by_day if everything else np.where(present, by_day, np.inf)
+    order, ordered = _stable_argsort(masked, finite=everything)
+    if everything and by_day.shape[1] >= 2:  # the usual day: every asset scored
         per_side = max(1, math.floor(quantile * by_day.shape[1] + 1e-9))
         weights = np.zeros(by_day.shape)
-        rows = np.arange(by_day.shape[0])[:, None]
-        weights[rows, order[:, :per_side]] = -1.0 / per_side
-        weights[rows, order[:, -per_side:]] = 1.0 / per_side
-        return weights[0] if one_day else weights
-    n_present = present.sum(axis=1, keepdims=True)
-    # Absent assets sort last; a stable sort keeps ties in asset order.
-    order = _stable_argsort(np.where(present, by_day, np.inf))
-    rank = np.empty_like(order)
-    rank[np.arange(by_day.shape[0])[:, None], order] = np.arange(by_day.shape[1])
-    per_side = np.maximum(1, np.floor(quantile * n_present + 1e-9)).astype(int)
-    has_book = n_present >= 2
-    short = (rank < per_side) & present & has_book
-    long = (rank >= n_present - per_side) & present & has_book
-    weights = (long.astype(float) - short.astype(float)) / per_side
-    return weights[0] if one_day else weights
+        np.put_along_axis(weights, order[:, :per_side], -1.0 / per_side, axis=1)
+        np.put_along_axis(weights, order[:, -per_side:], 1.0 / per_side, axis=1)
+    else:
+        n_present = present.sum(axis=1, keepdims=True)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(by_day.shape[1]), axis=1)
+        per_side = np.maximum(1, np.floor(quantile * n_present + 1e-9)).astype(int)
+        has_book = n_present >= 2
+        short = (rank < per_side) & present & has_book
+        long = (rank >= n_present - per_side) & present & has_book
+        weights = (long.astype(float) - short.astype(float)) / per_side
+    score_ranks = (_ranks_where(by_day, present, sorted_by_row=(order, ordered)) if with_ranks
+                   else None)
+    if one_day:
+        return weights[0], None if score_ranks is None else score_ranks[0]
+    return weights, score_ranks
 
 
-def _stable_argsort(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, axis=1, kind="stable")`` for rows without +inf entries to rank.
+def _stable_argsort(values: np.ndarray, *, finite: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.argsort(values, axis=1, kind="stable")`` for rows without +inf entries to rank,
+    and the values in that order (``finite``: the caller knows every value is finite).
 
     The fast unstable sort is exact wherever a row has no tied finite values (the usual case
-    for real-valued scores); only rows with ties are sorted again, stably.
+    for real-valued scores); only rows with ties are sorted again, stably (which leaves the
+    sorted values as they are).
     """
     order = np.argsort(values, axis=1)
-    ordered = values[np.arange(values.shape[0])[:, None], order]
-    tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
+    ordered = np.take_along_axis(values, order, axis=1)
+    equal = ordered[:, 1:] == ordered[:, :-1]
+    tied = (equal if finite else equal & np.isfinite(ordered[:, 1:])).any(axis=1)
     if tied.any():
         order[tied] = np.argsort(values[tied], axis=1, kind="stable")
-    return order
+    return order, ordered
 
 
 def trades(weights: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
     """Weight changes per day, [days, assets]; day 0 trades nothing when `previous` is None."""
     by_day = np.atleast_2d(np.asarray(weights, dtype=float))
-    start = by_day[:1] if previous is None else np.asarray(previous, dtype=float)[None, :]
-    if start.shape[1] != by_day.shape[1]:
+    start = by_day[0] if previous is None else np.asarray(previous, dtype=float)
+    if start.shape != by_day.shape[1:]:
         raise ValueError("previous weights must have one entry per asset")
-    return np.diff(np.concatenate([start, by_day]), axis=0)
+    changes = np.empty(by_day.shape)
+    np.subtract(by_day[0], start, out=changes[0])
+    np.subtract(by_day[1:], by_day[:-1], out=changes[1:])
+    return changes
 
 
 def turnover(weights: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -93,6 +115,8 @@ def gross_returns(weights: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
     r = np.atleast_2d(np.asarray(next_returns, dtype=float))
     if w.shape != r.shape:
         raise ValueError(f"weights {w.shape} and next returns {r.shape} differ in shape")
+    if np.isfinite(r).all():  # the usual batch: every return known
+        return np.einsum("ij,ij->i", w, r)
     held = w != 0
     contribution = np.where(held, w * r, 0.0)
     gross = contribution.sum(axis=1)
@@ -101,27 +125,23 @@ def gross_returns(weights: np.ndarray, next_returns: np.ndarray) -> np.ndarray:
 
 
 def rank_ic(scores: np.ndarray, next_returns: np.ndarray, *,
+            score_ranks: np.ndarray | None = None,
             return_ranks: np.ndarray | None = None) -> np.ndarray:
     """Spearman correlation of score and next return per day (NaN on days with < 2 pairs).
 
-    ``return_ranks`` is ``ranks(next_returns)`` when the caller has it (versions scored on the
-    same days share it); it is used on the days where every finite return has a finite score,
-    and the other days are ranked here.
+    ``score_ranks`` is ``ranks(scores)`` and ``return_ranks`` is ``ranks(next_returns)`` when
+    the caller has them (a version's book is built from one sort of its scores; versions scored
+    on the same days share the returns' ranks). Each is used on the days where the pairs are
+    exactly its finite entries, and the other days are ranked here.
     """
     s = np.atleast_2d(np.asarray(scores, dtype=float))
     r = np.atleast_2d(np.asarray(next_returns, dtype=float))
-    finite_r = np.isfinite(r)
-    both = np.isfinite(s) & finite_r
-    s_rank = _ranks_where(s, both)
-    if return_ranks is None:
-        r_rank = _ranks_where(r, both)
-    else:
-        r_rank = np.array(np.atleast_2d(return_ranks), dtype=float)
-        if r_rank.shape != r.shape:
-            raise ValueError(f"return ranks {r_rank.shape} and returns {r.shape} differ")
-        narrower = (both != finite_r).any(axis=1)  # a return whose score is missing
-        if narrower.any():
-            r_rank[narrower] = _ranks_where(r[narrower], both[narrower])
+    if s.shape != r.shape:
+        raise ValueError(f"scores {s.shape} and next returns {r.shape} differ in shape")
+    finite_s, finite_r = np.isfinite(s), np.isfinite(r)
+    both = finite_s & finite_r
+    s_rank = _paired_ranks(s, both, finite_s, score_ranks, "score")
+    r_rank = _paired_ranks(r, both, finite_r, return_ranks, "return")
     n = both.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         if both.all():  # every pair present: the ranks' mean is (n + 1) / 2, ties or not
@@ -138,23 +158,47 @@ def rank_ic(scores: np.ndarray, next_returns: np.ndarray, *,
     return ic
 
 
+def _paired_ranks(values: np.ndarray, both: np.ndarray, finite: np.ndarray,
+                  shared: np.ndarray | None, what: str) -> np.ndarray:
+    """Ranks of ``values`` among the pairs ``both``: the caller's ``shared`` ranks (among the
+    finite ``values``) on the days where the two agree, the others ranked again."""
+    if shared is None:
+        return _ranks_where(values, both)
+    shared = np.atleast_2d(np.asarray(shared, dtype=float))
+    if shared.shape != values.shape:
+        raise ValueError(f"{what} ranks {shared.shape} and {what}s {values.shape} differ")
+    narrower = (both != finite).any(axis=1)  # a pair whose other half is missing
+    if not narrower.any():
+        return shared
+    shared = shared.copy()
+    shared[narrower] = _ranks_where(values[narrower], both[narrower])
+    return shared
+
+
 def ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks (from 1) per row among the finite entries; NaN elsewhere."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     return _ranks_where(values, np.isfinite(values))
 
 
-def _ranks_where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Average ranks (from 1) per row among the kept (finite) entries; NaN elsewhere."""
+def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
+                 sorted_by_row: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Average ranks (from 1) per row among the kept (finite) entries; NaN elsewhere.
+
+    ``sorted_by_row`` is an argsort of each row with the dropped entries last and the values
+    in that order, when the caller has them.
+    """
     everything = bool(keep.all())
     masked = values if everything else np.where(keep, values, np.inf)  # dropped rank last
-    order = np.argsort(masked, axis=1)
-    rows = np.arange(masked.shape[0])[:, None]
-    ordered = masked[rows, order]
+    if sorted_by_row is None:
+        order = np.argsort(masked, axis=1)
+        ordered = np.take_along_axis(masked, order, axis=1)
+    else:
+        order, ordered = sorted_by_row
     starts = np.ones(masked.shape, dtype=bool)  # where a run of equal values begins
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     ranks = np.empty(masked.shape)
-    ranks[rows, order] = np.arange(1.0, masked.shape[1] + 1)  # by sorted position
+    np.put_along_axis(ranks, order, np.arange(1.0, masked.shape[1] + 1), axis=1)
     tied = ~starts[:, 1:].all(axis=1)
     if tied.any():  # a run of equal values shares its average position
         starts = starts[tied]
@@ -199,6 +243,7 @@ def settle_days(
     *,
     cost_model: CostModel | None = None,
     weights: np.ndarray | None = None,
+    score_ranks: np.ndarray | None = None,
     return_ranks: np.ndarray | None = None,
 ) -> SettledDays:
     """Settle a batch of consecutive days for one version.
@@ -207,7 +252,8 @@ def settle_days(
     t+1, `previous_weights` the book held the day before the batch (None for a version's first
     day, which is not charged for building its book). `weights` is the book recorded with the
     scores, when there is one (it is `quantile_weights(scores, settings.quantile)`, computed
-    here otherwise). `return_ranks` is `ranks(next_returns)`, when the caller has it.
+    here otherwise). `score_ranks` is `ranks(scores)` and `return_ranks` `ranks(next_returns)`,
+    when the caller has them (`ranked_book` gives a book and its scores' ranks from one sort).
     """
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     next_returns = np.atleast_2d(np.asarray(next_returns, dtype=float))
@@ -215,7 +261,7 @@ def settle_days(
         raise ValueError(f"scores {scores.shape} and next returns {next_returns.shape} differ")
     model = cost_model if cost_model is not None else make_cost_model(settings)
     if weights is None:
-        weights = quantile_weights(scores, settings.quantile)
+        weights, score_ranks = ranked_book(scores, settings.quantile)
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if weights.shape != scores.shape:
         raise ValueError(f"weights {weights.shape} and scores {scores.shape} differ in shape")
@@ -228,5 +274,6 @@ def settle_days(
         turnover=np.abs(day_trades).sum(axis=1),
         cost=cost,
         net=gross - cost,
-        rank_ic=rank_ic(scores, next_returns, return_ranks=return_ranks),
+        rank_ic=rank_ic(scores, next_returns, score_ranks=score_ranks,
+                        return_ranks=return_ranks),
     )

@@ -12,6 +12,7 @@ from scorer.portfolio import (
     gross_returns,
     quantile_weights,
     rank_ic,
+    ranked_book,
     ranks,
     settle_days,
     turnover,
@@ -166,6 +167,43 @@ def test_rank_ic_from_shared_return_ranks_matches_scipy_on_every_kind_of_day():
     assert np.isnan(shared[1, 10:13]).all() and np.isfinite(shared[0]).all()
     with pytest.raises(ValueError, match="differ"):
         rank_ic(scores, returns, return_ranks=shared[:3])
+
+
+def test_ranked_book_is_the_book_and_the_ranks_from_one_sort():
+    rng = np.random.default_rng(9)
+    scores = rng.normal(size=(7, 40))
+    scores[1, :5] = np.nan  # absent assets
+    scores[2, 3:9] = 0.25  # ties
+    scores[3, :] = 1.0  # all tied
+    scores[4, 2:] = np.nan  # too few for a book
+    scores[5, 10] = np.inf
+    for quantile in (0.1, 0.25, 0.5):
+        weights, score_ranks = ranked_book(scores, quantile)
+        np.testing.assert_array_equal(weights, quantile_weights(scores, quantile))
+        np.testing.assert_array_equal(score_ranks, ranks(scores))
+    weights, score_ranks = ranked_book(scores[2], 0.1)  # one day
+    np.testing.assert_array_equal(weights, quantile_weights(scores[2], 0.1))
+    np.testing.assert_array_equal(score_ranks, ranks(scores[2])[0])
+
+
+def test_rank_ic_from_shared_score_ranks_matches_scipy_on_every_kind_of_day():
+    """A version's scores' ranks come with its book; days where a return is missing for an asset
+    whose score is known must be ranked again, without that asset."""
+    rng = np.random.default_rng(10)
+    scores = rng.normal(size=(5, 30))
+    returns = 0.3 * scores + rng.normal(size=(5, 30))
+    returns[0, :4] = np.nan  # a score whose return is missing: the shared ranks don't apply
+    scores[1, 10:13] = np.nan  # a missing score: the shared ranks skip it already
+    scores[2, 5:9] = 0.5  # tied scores
+    _, score_ranks = ranked_book(scores, 0.2)
+    ours = rank_ic(scores, returns, score_ranks=score_ranks, return_ranks=ranks(returns))
+    np.testing.assert_allclose(ours, rank_ic(scores, returns), atol=1e-12)
+    for day in range(5):
+        keep = np.isfinite(scores[day]) & np.isfinite(returns[day])
+        expected = spearmanr(scores[day, keep], returns[day, keep]).statistic
+        assert ours[day] == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="score ranks .* differ"):
+        rank_ic(scores, returns, score_ranks=score_ranks[:2])
 
 
 def test_rank_ic_is_undefined_with_fewer_than_two_pairs():
