@@ -65,19 +65,26 @@ class PredictionStore:
               assets: Sequence[str], scores: np.ndarray, weights: np.ndarray) -> Path:
         """One batch of days × assets, atomically."""
         n_days, n_assets = scores.shape
+        # Days and assets go in as dictionary arrays (what Parquet stores for them anyway), so
+        # the writer need not hash 1 value per row to find the few distinct ones.
         table = pa.table({
-            "day": pa.array(np.repeat(np.array(days, dtype="datetime64[D]"), n_assets)),
-            "asset": pa.array(list(assets), pa.string()).take(np.tile(np.arange(n_assets), n_days)),
+            "day": pa.DictionaryArray.from_arrays(
+                np.repeat(np.arange(n_days, dtype=np.int32), n_assets),
+                pa.array(np.array(days, dtype="datetime64[D]")).cast(pa.date32())),
+            "asset": pa.DictionaryArray.from_arrays(
+                np.tile(np.arange(n_assets, dtype=np.int32), n_days),
+                pa.array(list(assets), pa.string())),
             "score": pa.array(scores.reshape(-1).astype(np.float32)),
             "weight": pa.array(weights.reshape(-1).astype(np.float64)),
-        }, schema=SCHEMA)
+        })
         directory = self.directory(track, version_id)
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{days[0]:%Y%m%d}_{days[-1]:%Y%m%d}.parquet"
         tmp = directory / f".{target.name}.{os.getpid()}.tmp"
         try:
+            # No Arrow schema in the file: readers see SCHEMA's plain types, not dictionaries.
             pq.write_table(table, tmp, use_dictionary=DICTIONARY_COLUMNS,
-                           write_statistics=STATISTICS_COLUMNS)
+                           write_statistics=STATISTICS_COLUMNS, store_schema=False)
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind

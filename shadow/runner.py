@@ -18,7 +18,7 @@ import bisect
 import datetime as dt
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure
 from registry.lifecycle import State
 from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
-from scorer.portfolio import quantile_weights, ranks, settle_days
+from scorer.portfolio import ranked_book, ranks, settle_days
 from shadow.lease import acquire_lease, new_holder, release_lease
 from shadow.predictions import PredictionStore
 from trainer import load_model
@@ -152,28 +152,30 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
 
 @dataclass
 class _Predicted:
-    """A version's fresh predictions (days, scores, weights, as handed to the writer) and every
-    day it has predicted so far."""
+    """A version's fresh predictions (days, scores, weights, as handed to the writer; the
+    scores' ranks, from the sort that built the book) and every day it has predicted so far."""
 
     version: ModelVersion
     outcome: VersionOutcome
     days: list[dt.date]
     scores: np.ndarray
     weights: np.ndarray
-    written: Future | None  # the Parquet write; settling waits for it
+    score_ranks: np.ndarray
+    written: Future | None  # the Parquet write; inserting the scores waits for it
     predicted: list[dt.date] = field(default_factory=list)
 
 
 class _Context:
     """One run's view of the landed market, shared by every version it scores.
 
-    Versions go through a pipeline: version k is predicted and its Parquet write handed to a
-    writer thread; then version k-1 is settled and its scores handed to the same thread, which
-    works in order, so a version's scores are inserted only once its predictions are on disk;
-    if they cannot be stored (a full or read-only disk), the version gets a recorded
-    ``storage_error`` and no score, and the others go on. The main thread computes while the
-    writer writes. Leaving the context settles what is still queued (unless :meth:`abandon` was
-    called), waits for the writer, and raises the first failure of an insert.
+    Versions go through a pipeline: version k is predicted, its Parquet write handed to the
+    predictions thread, and it is settled from memory while the file is written; its score rows
+    go to the scores thread, which inserts them (one transaction) only once the predictions are
+    on disk. If they cannot be stored (a full or read-only disk), the version gets a recorded
+    ``storage_error`` and no score, and the others go on. So the main thread computes version
+    k+1 while version k's file and, after it, its scores are written. Leaving the context waits
+    for both threads (dropping what they have not started if :meth:`abandon` was called) and
+    raises the first failure of an insert.
     """
 
     def __init__(self, config: PodiumConfig, engine: Engine, returns: pd.DataFrame,
@@ -188,8 +190,8 @@ class _Context:
         self._through = through or {}
         self._features: dict[Any, np.ndarray] = {}
         self._return_ranks: np.ndarray | None = None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-writer")
-        self._queued: _Predicted | None = None
+        self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-predictions")
+        self._scores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-scores")
         self._inserts: list[Future] = []
         self._abandoned = False
 
@@ -197,18 +199,19 @@ class _Context:
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
+        drop = self._abandoned or kind is not None
         try:
-            if kind is None and not self._abandoned:
-                self._settle_queued()
+            self._scores.shutdown(wait=False, cancel_futures=drop)
         finally:
-            self._writer.shutdown(wait=True, cancel_futures=self._abandoned or kind is not None)
+            self._files.shutdown(wait=True, cancel_futures=drop)
+            self._scores.shutdown(wait=True)
         if kind is None:
             for inserted in self._inserts:
-                if not inserted.cancelled():  # abandoned before the writer reached it
+                if not inserted.cancelled():  # abandoned before the thread reached it
                     inserted.result()  # a failed insert raises here
 
     def abandon(self) -> None:
-        """Settle nothing more (the lease is lost); what the writer has not started is dropped."""
+        """Score nothing more (the lease is lost): writes not yet started are dropped."""
         self._abandoned = True
 
     @property
@@ -216,19 +219,22 @@ class _Context:
         return self.days[-1]
 
     def shadow_version(self, version: ModelVersion) -> VersionOutcome:
-        """Predict ``version``'s pending days now; it is settled after the next version's
-        predictions (or when the context closes). The outcome is filled in as that happens."""
+        """Predict ``version``'s pending days and settle those whose outcome has landed; the
+        outcome is complete once the context has closed."""
         outcome = VersionOutcome(version.version_id)
         try:
             predicted = self.predictions.predicted_days(version.track, version.version_id)
             fresh = self._predict(version, outcome, set(predicted))
+            fresh.predicted = sorted([*predicted, *fresh.days])
         except (IntegrityError, IntegrityFailure) as exc:
             self._failed(outcome, exc)
-            fresh = None
-        self._settle_queued()
-        if fresh is not None:
-            fresh.predicted = sorted([*predicted, *fresh.days])
-            self._queued = fresh
+            return outcome
+        rows: list[dict] = []
+        try:
+            rows = self._settle(fresh)
+        except (IntegrityError, IntegrityFailure) as exc:
+            self._failed(outcome, exc)
+        self._inserts.append(self._scores.submit(self._insert, fresh, rows))
         return outcome
 
     def _predict(self, version: ModelVersion, outcome: VersionOutcome, done: set[dt.date]
@@ -238,35 +244,26 @@ class _Context:
         pending = [d for d in self.days if d > version.train_cutoff and d not in done]
         outcome.predicted = len(pending)
         if not pending:
-            return _Predicted(version, outcome, [], np.empty((0, 0)), np.empty((0, 0)), None)
+            empty = np.empty((0, 0))
+            return _Predicted(version, outcome, [], empty, empty, empty, None)
         predictor = load_model(self.config.artefacts_root / version.bundle_path)
         features = self._features_for(predictor.config)
-        rows = [self.position[d] for d in pending]
-        scores = np.asarray(predictor.predict(features[rows]), dtype=np.float64)
-        weights = quantile_weights(scores, self.config.shadow.portfolio.quantile)
-        written = self._writer.submit(self.predictions.write, version.track, version.version_id,
-                                      days=pending, assets=self.assets, scores=scores,
-                                      weights=weights)
-        # As stored (scores are float32 in Parquet): settling reads these, not the file.
-        return _Predicted(version, outcome, pending, scores.astype(np.float32), weights,
-                          written)
+        rows = _rows([self.position[d] for d in pending])
+        # The scores as stored (float32 in Parquet): the book and the ranks are those of what
+        # is kept, whether a day is settled from memory now or read back by a later run.
+        scores = np.asarray(predictor.predict(features[rows]), dtype=np.float32).astype(float)
+        weights, score_ranks = ranked_book(scores, self.config.shadow.portfolio.quantile)
+        written = self._files.submit(self.predictions.write, version.track, version.version_id,
+                                     days=pending, assets=self.assets, scores=scores,
+                                     weights=weights)
+        # Settling reads these, not the file.
+        return _Predicted(version, outcome, pending, scores, weights, score_ranks, written)
 
     def _features_for(self, train_config) -> np.ndarray:
         key = (train_config.residual_momentum, train_config.xsec_demean)
         if key not in self._features:
             self._features[key] = compute_features(self.matrix, train_config)
         return self._features[key]
-
-    def _settle_queued(self) -> None:
-        queued, self._queued = self._queued, None
-        if queued is None:
-            return
-        rows: list[dict] = []
-        try:
-            rows = self._settle(queued)
-        except (IntegrityError, IntegrityFailure) as exc:
-            self._failed(queued.outcome, exc)
-        self._inserts.append(self._writer.submit(self._insert, queued, rows))
 
     def _settle(self, fresh: _Predicted) -> list[dict]:
         """The score rows of ``fresh``'s predicted days whose outcome has landed."""
@@ -286,32 +283,34 @@ class _Context:
         first = index[ready[0]]
         previous_day = predicted[first - 1] if first > 0 else None
         wanted = ([previous_day] if previous_day else []) + ready
-        scores, weights = self._stored(version, wanted, fresh)
+        scores, weights, score_ranks = self._stored(version, wanted, fresh)
         if previous_day is not None:
-            previous_weights, scores, weights = weights[0], scores[1:], weights[1:]
+            previous_weights = weights[0]
+            scores, weights, score_ranks = scores[1:], weights[1:], score_ranks[1:]
         else:
             previous_weights = None
-        next_rows = [self.position[d] + 1 for d in ready]
+        next_rows = _rows([self.position[d] + 1 for d in ready])
         result = settle_days(scores, self.matrix[next_rows], previous_weights,
                              self.config.shadow.portfolio, weights=weights,  # the recorded book
+                             score_ranks=score_ranks,
                              return_ranks=self._ranks_of_returns()[next_rows])
-        now = utcnow()
-        columns = zip(result.gross.tolist(), result.turnover.tolist(), result.cost.tolist(),
-                      result.net.tolist(), result.rank_ic.tolist(),
+        now, version_id = utcnow(), version.version_id
+        columns = zip(ready, result.gross.tolist(), result.turnover.tolist(),
+                      result.cost.tolist(), result.net.tolist(), result.rank_ic.tolist(),
                       np.isfinite(scores).sum(axis=1).tolist(), strict=True)
-        rows = [{"version_id": version.version_id, "day": day, "gross": gross,
-                 "turnover": turnover, "cost": cost, "net": net, "rank_ic": _finite(ic),
+        return [{"version_id": version_id, "day": day, "gross": gross, "turnover": turnover,
+                 "cost": cost, "net": net, "rank_ic": ic if ic == ic else None,  # NaN: none
                  "n_assets": n_assets, "settled_at": now}
-                for day, (gross, turnover, cost, net, ic, n_assets)
-                in zip(ready, columns, strict=True)]
-        return rows
+                for day, gross, turnover, cost, net, ic, n_assets in columns]
 
     def _insert(self, fresh: _Predicted, rows: list[dict]) -> None:
-        """On the writer thread, after the version's predictions (first in its queue): insert
-        its scores once the predictions are on disk, and none if they could not be stored."""
+        """On the scores thread: insert the version's scores once its predictions are on disk,
+        and none if they could not be stored."""
         if fresh.written is not None:
             try:
                 fresh.written.result()
+            except CancelledError:  # abandoned before the file was written: nothing is stored
+                return
             except OSError as exc:  # a full or read-only disk: this version waits for the next run
                 fresh.outcome.predicted = 0
                 self._failed(fresh.outcome, exc, code="storage_error",
@@ -334,21 +333,30 @@ class _Context:
         return self._return_ranks
 
     def _stored(self, version: ModelVersion, days: list[dt.date], fresh: _Predicted
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and weights ``[days, assets]``: this run's from memory, the rest from Parquet."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, weights and the scores' ranks ``[days, assets]``: this run's from memory, the
+        rest from Parquet."""
         row = {day: k for k, day in enumerate(fresh.days)}
         earlier = [day for day in days if day not in row]
+        if not earlier:  # the usual case: all of them predicted by this run
+            rows = _rows([row[day] for day in days])
+            return fresh.scores[rows], fresh.weights[rows], fresh.score_ranks[rows]
+        read_scores, read_weights = self.predictions.read(
+            version.track, version.version_id, earlier, self.assets)
+        read_ranks = ranks(read_scores)
         position = {day: k for k, day in enumerate(earlier)}
-        read_scores, read_weights = (self.predictions.read(
-            version.track, version.version_id, earlier, self.assets) if earlier else (None, None))
-        scores = np.empty((len(days), len(self.assets)))
-        weights = np.empty((len(days), len(self.assets)))
+        shape = (len(days), len(self.assets))
+        scores, weights, score_ranks = np.empty(shape), np.empty(shape), np.empty(shape)
         for k, day in enumerate(days):
             if day in row:
-                scores[k], weights[k] = fresh.scores[row[day]], fresh.weights[row[day]]
+                r = row[day]
+                scores[k], weights[k], score_ranks[k] = (fresh.scores[r], fresh.weights[r],
+                                                         fresh.score_ranks[r])
             else:
-                scores[k], weights[k] = read_scores[position[day]], read_weights[position[day]]
-        return scores, weights
+                r = position[day]
+                scores[k], weights[k], score_ranks[k] = (read_scores[r], read_weights[r],
+                                                         read_ranks[r])
+        return scores, weights, score_ranks
 
     def _failed(self, outcome: VersionOutcome, exc: Exception, *,
                 code: str = "integrity_failure", message: str | None = None) -> None:
@@ -359,5 +367,8 @@ class _Context:
             session.commit()
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+def _rows(indices: list[int]) -> slice | list[int]:
+    """``indices`` as a slice when they are consecutive (a view, not a copy, of the rows)."""
+    if indices and indices == list(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return indices

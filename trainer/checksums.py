@@ -20,19 +20,23 @@ class IntegrityError(Exception):
     """A bundle's files do not match its SHA256SUMS (or the list itself is damaged)."""
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _bundle_files(bundle_dir: Path) -> list[str]:
     """Every regular file under ``bundle_dir`` but SHA256SUMS, as sorted POSIX paths."""
-    found = []
-    for directory, _, names in os.walk(bundle_dir):
-        relative = Path(directory).relative_to(bundle_dir)
-        for name in names:
-            if os.path.isfile(os.path.join(directory, name)):
-                found.append((relative / name).as_posix())
+    found: list[str] = []
+    pending = [("", os.fspath(bundle_dir))]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file():  # a link to a file counts, as it did for os.walk
+                    found.append(prefix + entry.name)
     return sorted(rel for rel in found if rel != SUMS_NAME)
 
 
@@ -84,8 +88,9 @@ def verify_sha256sums(bundle_dir: Path) -> dict[str, str]:
     unlisted = sorted(present - set(listed))
     if unlisted:
         raise IntegrityError(f"{bundle_dir}: not listed in {SUMS_NAME}: {unlisted[0]}")
+    root = os.fspath(bundle_dir)
     for rel, expected in listed.items():
-        actual = sha256_file(bundle_dir / rel)
+        actual = sha256_file(os.path.join(root, rel))
         if actual != expected:
             raise IntegrityError(
                 f"{bundle_dir}: checksum mismatch for {rel} "

@@ -92,7 +92,7 @@ class ParquetFeed:
         with os.scandir(self.path) as entries:
             for entry in entries:
                 match = _PARTITION.match(entry.name)
-                if match and os.path.isfile(os.path.join(entry.path, PARTITION_FILE)):
+                if match and os.path.isfile(f"{entry.path}/{PARTITION_FILE}"):
                     days.append(dt.date.fromisoformat(match.group(1)))
         return sorted(days)
 
@@ -109,7 +109,8 @@ class ParquetFeed:
         ]
         if not days:
             return pd.DataFrame(dtype=np.float64)
-        decoded = [_cache.read(str(self.path / partition_name(day) / PARTITION_FILE))
+        root = os.fspath(self.path)
+        decoded = [_cache.read(os.path.join(root, partition_name(day), PARTITION_FILE))
                    for day in days]
         assets = decoded[0][0]
         matrix = np.full((len(days), len(assets)), np.nan)

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from scipy.stats import spearmanr
 from sqlmodel import select
 
 from registry import store
 from registry.db import read_session, write_session
 from registry.models import ShadowError, ShadowLease, ShadowScore, utcnow
 from shadow.lease import acquire_lease, release_lease
-from shadow.predictions import PredictionStore
+from shadow.predictions import SCHEMA, PredictionStore
 from shadow.runner import VersionOutcome, _Context, run_shadow, shadowed_versions
 from tests.conftest import REPO
 from tests.zoo.conftest import TINY
@@ -57,12 +58,17 @@ def test_run_scores_every_eligible_day_once(shadow_env) -> None:
 
 
 def test_settled_numbers_follow_from_stored_predictions(shadow_env) -> None:
+    """Days settled from the predictions a run has just made and from those an earlier run
+    stored (its last day awaited its outcome) give what the Parquet files imply."""
     config, engine, versions = shadow_env
     land_days(config.datasets_root, config.market, 12)
+    run_shadow(config, engine)
+    land_days(config.datasets_root, config.market, 3)
     run_shadow(config, engine)
     version_id = versions[0]
     directory = PredictionStore(config.artefacts_root / "shadow/predictions").directory(
         config.track, version_id)
+    assert all(pq.read_schema(path) == SCHEMA for path in directory.glob("*.parquet"))
     predictions = pq.read_table(directory).to_pandas()
     returns = open_feed(config.datasets_root, config.market).returns()
     days = sorted(predictions["day"].unique())
@@ -82,6 +88,9 @@ def test_settled_numbers_follow_from_stored_predictions(shadow_env) -> None:
         assert stored["turnover"] == pytest.approx(turnover, abs=1e-9)
         assert stored["cost"] == pytest.approx(turnover * bps / 1e4, abs=1e-12)
         assert stored["net"] == pytest.approx(gross - turnover * bps / 1e4, abs=1e-12)
+        day_scores = predictions[predictions.day == day].set_index("asset")["score"]
+        expected_ic = spearmanr(day_scores, returns.loc[next_day, day_scores.index]).statistic
+        assert stored["rank_ic"] == pytest.approx(expected_ic, abs=1e-12)
     assert row.loc[days[0], "turnover"] == 0  # a version's first book is not charged
 
 
