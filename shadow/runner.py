@@ -2,10 +2,11 @@
 
 For each track's champion and challengers, the days after the version's ``train_cutoff`` that
 have landed and were not yet predicted are predicted in one batch (features by the trainer's own
-code, computed once per feature configuration and shared by the versions; one jitted call) and
-written to Parquet *before* any outcome is read. A predicted day ``t`` settles once day ``t+1``
-has landed: gross, turnover, cost and net go into ``shadow_score`` in one transaction (one
-executemany) per version, inserted only if absent — so a (version, day) is scored once, ever.
+code, computed once per feature configuration and shared by the versions; one jitted call), from
+what was known on each day, and written to Parquet; a version's scores are stored only once its
+predictions are on disk. A predicted day ``t`` settles once day ``t+1`` has landed: gross,
+turnover, cost and net go into ``shadow_score`` in one transaction (one executemany) per
+version, inserted only if absent — so a (version, day) is scored once, ever.
 Days this run predicted are settled from the arrays it has just written; days an earlier run
 predicted are read back from Parquet. Only the landed days a run needs are read: from
 ``WARMUP_DAYS - 1`` days before the first day some version has yet to settle (a feature row
@@ -25,8 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, func, select
 
 from registry.config import PodiumConfig
@@ -37,6 +36,7 @@ from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
 from scorer.portfolio import ranked_book, ranks, settle_days
 from shadow.lease import acquire_lease, new_holder, release_lease
 from shadow.predictions import PredictionStore
+from shadow.scores import ScoreRows, insert_scores
 from trainer import load_model
 from trainer.checksums import IntegrityError
 from trainer.compilation_cache import enable_compilation_cache
@@ -229,7 +229,7 @@ class _Context:
         except (IntegrityError, IntegrityFailure) as exc:
             self._failed(outcome, exc)
             return outcome
-        rows: list[dict] = []
+        rows = None
         try:
             rows = self._settle(fresh)
         except (IntegrityError, IntegrityFailure) as exc:
@@ -265,7 +265,7 @@ class _Context:
             self._features[key] = compute_features(self.matrix, train_config)
         return self._features[key]
 
-    def _settle(self, fresh: _Predicted) -> list[dict]:
+    def _settle(self, fresh: _Predicted) -> ScoreRows | None:
         """The score rows of ``fresh``'s predicted days whose outcome has landed."""
         version, predicted = fresh.version, fresh.predicted
         through = self._through.get(version.version_id)
@@ -278,7 +278,7 @@ class _Context:
             ready = [d for d in predicted if d not in settled]
         ready = [d for d in ready if d in self.position and self.position[d] + 1 < len(self.days)]
         if not ready:
-            return []
+            return None
         index = {day: k for k, day in enumerate(predicted)}
         first = index[ready[0]]
         previous_day = predicted[first - 1] if first > 0 else None
@@ -294,16 +294,12 @@ class _Context:
                              self.config.shadow.portfolio, weights=weights,  # the recorded book
                              score_ranks=score_ranks,
                              return_ranks=self._ranks_of_returns()[next_rows])
-        now, version_id = utcnow(), version.version_id
-        columns = zip(ready, result.gross.tolist(), result.turnover.tolist(),
-                      result.cost.tolist(), result.net.tolist(), result.rank_ic.tolist(),
-                      np.isfinite(scores).sum(axis=1).tolist(), strict=True)
-        return [{"version_id": version_id, "day": day, "gross": gross, "turnover": turnover,
-                 "cost": cost, "net": net, "rank_ic": ic if ic == ic else None,  # NaN: none
-                 "n_assets": n_assets, "settled_at": now}
-                for day, gross, turnover, cost, net, ic, n_assets in columns]
+        return ScoreRows(version.version_id, utcnow(), ready, result.gross.tolist(),
+                         result.turnover.tolist(), result.cost.tolist(), result.net.tolist(),
+                         [ic if ic == ic else None for ic in result.rank_ic.tolist()],  # NaN
+                         np.isfinite(scores).sum(axis=1).tolist())
 
-    def _insert(self, fresh: _Predicted, rows: list[dict]) -> None:
+    def _insert(self, fresh: _Predicted, rows: ScoreRows | None) -> None:
         """On the scores thread: insert the version's scores once its predictions are on disk,
         and none if they could not be stored."""
         if fresh.written is not None:
@@ -316,13 +312,10 @@ class _Context:
                 self._failed(fresh.outcome, exc, code="storage_error",
                              message=f"cannot store predictions: {exc}")
                 return
-        if not rows:
+        if rows is None:
             return
         with write_session(self.engine) as session:  # all of this version's days, or none
-            insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-            statement = insert(ShadowScore).on_conflict_do_nothing(
-                index_elements=["version_id", "day"])
-            session.connection().execute(statement, rows)  # one executemany
+            insert_scores(session.connection(), rows)
             session.commit()
         fresh.outcome.settled = len(rows)
 
