@@ -145,14 +145,17 @@ def rank_ic(scores: np.ndarray, next_returns: np.ndarray, *,
     n = both.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         if both.all():  # every pair present: the ranks' mean is (n + 1) / 2, ties or not
-            s_c, r_c = s_rank - (n[:, None] + 1) / 2, r_rank - (n[:, None] + 1) / 2
+            centre = n * ((n + 1) / 2) ** 2  # so Σ(a − mean)(b − mean) = Σab − centre
+            covariance = np.einsum("ij,ij->i", s_rank, r_rank) - centre
+            scale = np.sqrt((np.einsum("ij,ij->i", s_rank, s_rank) - centre)
+                            * (np.einsum("ij,ij->i", r_rank, r_rank) - centre))
         else:
             s_c = np.where(both, s_rank - np.nansum(s_rank, axis=1, keepdims=True)
                            / n[:, None], 0.0)
             r_c = np.where(both, r_rank - np.nansum(r_rank, axis=1, keepdims=True)
                            / n[:, None], 0.0)
-        covariance = np.einsum("ij,ij->i", s_c, r_c)
-        scale = np.sqrt(np.einsum("ij,ij->i", s_c, s_c) * np.einsum("ij,ij->i", r_c, r_c))
+            covariance = np.einsum("ij,ij->i", s_c, r_c)
+            scale = np.sqrt(np.einsum("ij,ij->i", s_c, s_c) * np.einsum("ij,ij->i", r_c, r_c))
         ic = covariance / scale
     ic[(n < 2) | (scale == 0)] = np.nan
     return ic

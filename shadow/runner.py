@@ -241,7 +241,8 @@ class _Context:
                  ) -> _Predicted:
         """Predict every landed day after the cutoff not yet predicted, and hand the batch to
         the writer."""
-        pending = [d for d in self.days if d > version.train_cutoff and d not in done]
+        cutoff = version.train_cutoff
+        pending = [d for d in self.days if d > cutoff and d not in done]
         outcome.predicted = len(pending)
         if not pending:
             empty = np.empty((0, 0))

@@ -28,7 +28,7 @@ from trainer.features import compute_features, feature_names
 from trainer.models import Scorer
 
 RESTORED_CACHE_SIZE = 64  # restored bundles kept per process (a few kB of weights each)
-_restored: dict[tuple[Path, str], tuple[Scorer, TrainConfig, dict]] = {}
+_restored: dict[tuple[Path, str], tuple[Scorer, TrainConfig, dict, tuple]] = {}
 
 
 @partial(jax.jit, static_argnums=0)
@@ -44,14 +44,15 @@ def _day_bucket(days: int) -> int:
 class Predictor:
     """A restored model: ``predict(features) -> scores``, one jitted call for many days."""
 
-    def __init__(self, model: Scorer, config: TrainConfig, metadata: dict, bundle_dir: Path):
+    def __init__(self, model: Scorer, config: TrainConfig, metadata: dict, bundle_dir: Path,
+                 split: tuple[nnx.GraphDef, nnx.State] | None = None):
         self.config = config
         self.metadata = metadata
         self.bundle_dir = bundle_dir
         self.feature_names: list[str] = list(metadata["feature_names"])
         self.train_cutoff = dt.date.fromisoformat(metadata["training_window"]["train_cutoff"])
         self.model = model
-        self._graphdef, self._state = nnx.split(model)
+        self._graphdef, self._state = split if split is not None else nnx.split(model)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Scores for ``[assets, features]`` or ``[days, assets, features]``.
@@ -110,7 +111,8 @@ def load_model(bundle_dir: str | Path) -> Predictor:
     verify_sha256sums(bundle_dir)
     key = (bundle_dir.resolve(), sums_digest(bundle_dir))
     if key in _restored:
-        return Predictor(*_restored[key], bundle_dir)
+        model, config, metadata, split = _restored[key]
+        return Predictor(model, config, metadata, bundle_dir, split)
     metadata = json.loads((bundle_dir / "metadata.json").read_text(encoding="utf-8"))
     config = TrainConfig.model_validate(metadata["train_config"])
     names = feature_names(config)
@@ -122,5 +124,6 @@ def load_model(bundle_dir: str | Path) -> Predictor:
     model = restore_model(bundle_dir / "checkpoint", config, len(names))
     if len(_restored) >= RESTORED_CACHE_SIZE:
         del _restored[next(iter(_restored))]  # the oldest
-    _restored[key] = (model, config, metadata)
-    return Predictor(model, config, metadata, bundle_dir)
+    split = nnx.split(model)  # once per restore: predictors of the same bytes share it
+    _restored[key] = (model, config, metadata, split)
+    return Predictor(model, config, metadata, bundle_dir, split)

@@ -202,6 +202,11 @@ def test_rank_ic_from_shared_score_ranks_matches_scipy_on_every_kind_of_day():
         keep = np.isfinite(scores[day]) & np.isfinite(returns[day])
         expected = spearmanr(scores[day, keep], returns[day, keep]).statistic
         assert ours[day] == pytest.approx(expected, abs=1e-12)
+    flat = np.vstack([np.ones(300), np.arange(300.0)])  # a day whose scores do not vary
+    flat_returns = rng.normal(size=(2, 300))
+    flat_ic = rank_ic(flat, flat_returns, score_ranks=ranked_book(flat, 0.1)[1],
+                      return_ranks=ranks(flat_returns))
+    assert np.isnan(flat_ic[0]) and np.isfinite(flat_ic[1])
     with pytest.raises(ValueError, match="score ranks .* differ"):
         rank_ic(scores, returns, score_ranks=score_ranks[:2])
 
