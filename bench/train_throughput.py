@@ -5,7 +5,8 @@ measures samples per second of ``trainer.train.fit`` (shuffling, queued scans, v
 epoch, early-stopping bookkeeping, metric logging, deadline checks, the kept model's rank IC) and
 of bare loops over the same arrays with the same model and optimiser and nothing else: one
 jitted step per batch, and one jitted ``lax.scan`` per epoch, on row-major batches or on the
-feature-major layout the trainer uses, unrolled 1 or 4 steps an iteration. The ceiling is the
+feature-major layout the trainer uses (scoring rows, or columns as the trainer does), unrolled 1
+or 4 steps an iteration. The ceiling is the
 fastest of them, measured on the long run below. (One call for the whole run, a scan over
 epochs of scans, measured slower than a scan per epoch on CPU.)
 
@@ -48,7 +49,7 @@ from trainer.train import fit  # noqa: E402
 from trainer.window import build_training_data  # noqa: E402
 
 UNROLLS = (1, 4)  # the ceiling is the fastest bare loop, whatever its unrolling and layout
-LAYOUTS = ("row-major", "feature-major")
+LAYOUTS = ("row-major", "feature-major", "columns")
 
 
 class BareLoops:
@@ -56,7 +57,8 @@ class BareLoops:
     validation or logging), same model, same AdamW; each returns its seconds for ``epochs``.
 
     Batches come from ``x [rows, features]`` (row-major) or from a ``[features, rows]`` copy
-    made once, untimed (feature-major, the layout the trainer trains on).
+    made once, untimed, and are scored as rows (feature-major, transposed) or as columns
+    (``score_columns``: the layout and the scoring the trainer trains with).
     """
 
     def __init__(self, config: TrainConfig, x: jax.Array, y: jax.Array) -> None:
@@ -68,16 +70,20 @@ class BareLoops:
         self.starts = jnp.arange(self.steps, dtype=jnp.int32) * batch  # contiguous: cheapest
         x_t = jnp.asarray(np.ascontiguousarray(np.asarray(x).T))
 
-        def loss(p, xb, yb):
-            return jnp.mean((nnx.merge(graphdef, p)(xb) - yb) ** 2)
+        def loss(p, xb, yb, layout: str):
+            model = nnx.merge(graphdef, p)
+            scores = model.score_columns(xb) if layout == "columns" else model(xb)
+            return jnp.mean((scores - yb) ** 2)
 
         def step(p, opt_state, start, layout: str):
             if layout == "row-major":
                 xb = jax.lax.dynamic_slice_in_dim(x, start, batch)
-            else:
+            elif layout == "feature-major":
                 xb = jax.lax.dynamic_slice_in_dim(x_t, start, batch, axis=1).T
+            else:
+                xb = jax.lax.dynamic_slice_in_dim(x_t, start, batch, axis=1)
             yb = jax.lax.dynamic_slice_in_dim(y, start, batch)
-            value, grads = jax.value_and_grad(loss)(p, xb, yb)
+            value, grads = jax.value_and_grad(loss)(p, xb, yb, layout)
             updates, opt_state = tx.update(grads, opt_state, p)
             return optax.apply_updates(p, updates), opt_state, value
 

@@ -1,4 +1,10 @@
-"""The scorers: Flax NNX modules mapping ``[..., features]`` to one score per asset."""
+"""The scorers: Flax NNX modules mapping ``[..., features]`` to one score per asset.
+
+Each scorer also scores *columns* (``[features, rows]``, feature-major): the same function,
+laid out for XLA's CPU dot. With a handful of features, ``kernelᵀ · columns`` (contracting the
+leading axis) runs about three times faster than ``rows · kernel`` (contracting the trailing
+one), so training and validation, which hold their rows feature-major, score that way.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,10 @@ class LinearScorer(nnx.Module):
     def __call__(self, features: jax.Array) -> jax.Array:
         return self.head(features)[..., 0]
 
+    def score_columns(self, columns: jax.Array) -> jax.Array:
+        """``self(columns.T)`` for ``columns [features, rows]``, computed feature-major."""
+        return _dense_columns(self.head, columns)[0]
+
 
 class MLPScorer(nnx.Module):
     """A multilayer perceptron (GELU) with a linear head."""
@@ -36,6 +46,20 @@ class MLPScorer(nnx.Module):
         for layer in self.hidden:
             hidden = nnx.gelu(layer(hidden))
         return self.head(hidden)[..., 0]
+
+    def score_columns(self, columns: jax.Array) -> jax.Array:
+        """``self(columns.T)`` for ``columns [features, rows]``, computed feature-major."""
+        hidden = columns
+        for layer in self.hidden:
+            hidden = nnx.gelu(_dense_columns(layer, hidden))
+        return _dense_columns(self.head, hidden)[0]
+
+
+def _dense_columns(layer: nnx.Linear, columns: jax.Array) -> jax.Array:
+    """``layer(columns.T).T``: ``[in, rows]`` to ``[out, rows]``, as ``kernelᵀ · columns``."""
+    out = jax.lax.dot_general(layer.kernel[...], columns, (((0,), (0,)), ((), ())),
+                              precision=layer.precision)
+    return out if layer.bias is None else out + layer.bias[...][:, None]
 
 
 Scorer = LinearScorer | MLPScorer

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
@@ -72,6 +73,26 @@ def test_compiled_initialisation_gives_build_models_weights(
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_scoring_columns_is_the_same_function_with_the_same_gradients(
+    model: str, make_config: Callable[..., ResolvedConfig]
+) -> None:
+    """Training scores feature-major columns; serving scores rows: the same model either way."""
+    scorer = build_model(make_config(model=model, seed=5).train, 6)
+    rows = np.random.default_rng(0).normal(size=(257, 6)).astype(np.float32)
+    targets = np.random.default_rng(1).normal(size=257).astype(np.float32)
+    np.testing.assert_allclose(scorer.score_columns(rows.T), scorer(rows), rtol=1e-5, atol=1e-6)
+    graphdef, params = nnx.split(scorer, nnx.Param)
+
+    def loss(params, score):
+        return jnp.mean((score(nnx.merge(graphdef, params)) - targets) ** 2)
+
+    by_columns = jax.grad(loss)(params, lambda m: m.score_columns(rows.T))
+    by_rows = jax.grad(loss)(params, lambda m: m(rows))
+    for a, b in zip(jax.tree.leaves(by_columns), jax.tree.leaves(by_rows), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
 def test_fit_matches_a_plain_loop_of_single_steps(
     model: str, make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,7 +114,8 @@ def test_fit_matches_a_plain_loop_of_single_steps(
     for _ in range(config.train.epochs):
         for start in plan.epoch_starts():
             rows = slice(start, start + plan.batch_size)
-            params, opt_state, _ = train_step(graphdef, tx, params, opt_state, x[rows], y[rows])
+            params, opt_state, _ = train_step(graphdef, tx, params, opt_state, x[rows].T,
+                                              y[rows])
         per_epoch.append(params)
         scores = np.asarray(nnx.merge(graphdef, params)(x_val), dtype=np.float64)
         val_losses.append(float(np.mean((scores - y_val) ** 2)))
