@@ -53,3 +53,16 @@ def test_points_reach_tensorboard_and_wandb_as_they_are_logged(tmp_path) -> None
     assert wandb_run.logged == [(75, {"train/loss": 0.5, "train/epoch": 1.0}),
                                 (75, {"val/loss": 0.25})]
     assert metrics.rows[2] == {"step": 75, "split": "val", "metric": "loss", "value": 0.25}
+
+
+def test_tensorboard_is_written_while_training_runs(tmp_path, monkeypatch) -> None:
+    """Points reach the event file in batches as training goes, not only at the end."""
+    monkeypatch.setattr("trainer.tracking.TENSORBOARD_WRITE_SECONDS", 0.0)
+    metrics = MetricsLog(tmp_path / "tb")
+    metrics.log(10, "train", {"loss": 0.75})
+    assert [tag for tag, *_ in scalars(tmp_path / "tb")] == ["train/loss"]
+    metrics.log(20, "train", {"loss": float("nan")})
+    metrics.close()
+    points = scalars(tmp_path / "tb")
+    assert [(tag, step) for tag, step, *_ in points] == [("train/loss", 10), ("train/loss", 20)]
+    assert points[1][2] != points[1][2]  # NaN is kept, as TensorBoard shows it
