@@ -8,7 +8,8 @@ that drops files this way (the bundled synthetic market or a real vendor drop) i
 A landed partition is never rewritten in place, so a process keeps the days it has decoded
 (keyed by the file's inode, size and modification time, and bounded in bytes): a long-lived
 runner that reads the same trailing window on every tick decodes only the days that are new.
-A file replaced by a rename, or touched, is read again.
+A file replaced by a rename, or touched, is read again. Days not kept are read a few at a time
+(opening a file costs more than decoding its few hundred rows).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ import pyarrow.parquet as pq
 PARTITION_FILE = "part-0.parquet"
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 DAY_CACHE_BYTES = 64 * 2**20  # decoded days kept per process
+READ_THREADS = 4  # partitions read at once
 
 
 def partition_name(day: dt.date) -> str:
@@ -43,32 +46,53 @@ class _DayCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def read(self, path: str) -> tuple[pa.Array, np.ndarray]:
-        info = os.stat(path)
-        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    def read(self, paths: list[str]) -> list[tuple[pa.Array, np.ndarray]]:
+        """``(assets, returns)`` of each partition: kept ones from memory, the others read
+        (several at a time: most of a file's cost is opening it, not decoding it)."""
+        keys = []
+        for path in paths:
+            info = os.stat(path)
+            keys.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        found: dict[str, tuple[pa.Array, np.ndarray]] = {}
         with self._lock:
-            cached = self._days.get(path)
-            if cached is not None and cached[0] == key:
-                self._days.move_to_end(path)
-                return cached[1], cached[2]
-        table = pq.ParquetFile(path).read(columns=["asset", "ret"])
-        assets = table.column("asset").combine_chunks()
-        values = table.column("ret").to_numpy().astype(np.float64)
-        values.flags.writeable = False  # shared by every reader of this day
+            for path, key in zip(paths, keys, strict=True):
+                cached = self._days.get(path)
+                if cached is not None and cached[0] == key:
+                    self._days.move_to_end(path)
+                    found[path] = (cached[1], cached[2])
+        missing = [(path, key) for path, key in zip(paths, keys, strict=True)
+                   if path not in found]
+        if len(missing) > 1:
+            with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="feed-read") as pool:
+                decoded = list(pool.map(_decode, [path for path, _ in missing]))
+        else:
+            decoded = [_decode(path) for path, _ in missing]
+        for (path, key), day in zip(missing, decoded, strict=True):
+            found[path] = day
+            self._keep(path, key, day)
+        return [found[path] for path in paths]
+
+    def _keep(self, path: str, key: tuple, day: tuple[pa.Array, np.ndarray]) -> None:
         with self._lock:
             previous = self._days.pop(path, None)
             if previous is not None:
                 self._bytes -= previous[2].nbytes
-            self._days[path] = (key, assets, values)
-            self._bytes += values.nbytes
+            self._days[path] = (key, *day)
+            self._bytes += day[1].nbytes
             while self._bytes > self.capacity and len(self._days) > 1:
                 self._bytes -= self._days.popitem(last=False)[1][2].nbytes
-        return assets, values
 
     def clear(self) -> None:
         with self._lock:
             self._days.clear()
             self._bytes = 0
+
+
+def _decode(path: str) -> tuple[pa.Array, np.ndarray]:
+    table = pq.ParquetFile(path).read(columns=["asset", "ret"])
+    values = table.column("ret").to_numpy().astype(np.float64)
+    values.flags.writeable = False  # shared by every reader of this day
+    return table.column("asset").combine_chunks(), values
 
 
 _cache = _DayCache(DAY_CACHE_BYTES)
@@ -110,8 +134,8 @@ class ParquetFeed:
         if not days:
             return pd.DataFrame(dtype=np.float64)
         root = os.fspath(self.path)
-        decoded = [_cache.read(os.path.join(root, partition_name(day), PARTITION_FILE))
-                   for day in days]
+        decoded = _cache.read([os.path.join(root, partition_name(day), PARTITION_FILE)
+                               for day in days])
         assets = decoded[0][0]
         matrix = np.full((len(days), len(assets)), np.nan)
         position: dict[str, int] | None = None
