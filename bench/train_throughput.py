@@ -15,7 +15,9 @@ two workloads: the default configuration's epochs, and a long run of the same da
 epochs that the run lasts long enough to be representative of a real training job); the
 steady-state rate is what each extra epoch costs (the difference of the two). Reports medians
 of a few interleaved repeats and the ratios to the ceiling, measured in the same process, then
-the wall time of ``python -m trainer`` on the default configuration.
+the wall time of ``python -m trainer`` on the default configuration. On a shared machine, the
+median of each repeat's own ratio (trainer against that repeat's ceiling) is the steadiest
+figure.
 
     .venv/bin/python bench/train_throughput.py [--repeats 5] [--long-epochs 200] [--model mlp]
 """
@@ -236,6 +238,15 @@ def main() -> int:
             f"  {name:40s} {best[name] / 1e6:8.1f} {best[name] / best[best_ceiling]:6.3f} "
             f"{median[name] / 1e6:8.1f} {median[name] / median[median_ceiling]:6.3f}"
         )
+    paired = sorted(  # each repeat's trainer against that repeat's fastest bare loop
+        rates({name: values[k] for name, values in runs.items()})[0]["trainer, each extra epoch"]
+        / max(long * samples_per_epoch / runs[name][k] for name in bare_loops)
+        for k in range(args.repeats)
+    )
+    print(
+        f"each extra epoch against the ceiling of the same repeat: median "
+        f"{statistics.median(paired):.3f} (from {paired[0]:.3f} to {paired[-1]:.3f})"
+    )
     print(
         f"trainer runs took {min(runs['short']):.3f} s ({short} epochs) and "
         f"{min(runs['long']):.3f} s ({long} epochs) at best; its fixed cost per run (shuffle, "

@@ -23,7 +23,7 @@ from typing import Any
 
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
-from tensorboardX.summary import scalar
+from tensorboardX.proto.summary_pb2 import Summary
 
 from trainer import jsonsafe
 from trainer.config import ResolvedConfig
@@ -67,16 +67,18 @@ class MetricsLog:
         self.rows: list[dict[str, Any]] = []
         Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
         self._events = EventsWriter(os.path.join(tensorboard_dir, "events"))
-        self._pending: list[tuple[dict[str, Any], float]] = []  # rows not yet in TensorBoard
+        self._pending: list[Event] = []  # not yet in the file
         self._written = time.monotonic()
         self._wandb_run = wandb_run
 
     def log(self, step: int, split: str, values: dict[str, float]) -> None:
-        logged_at = time.time()
-        for metric, value in values.items():
-            row = {"step": int(step), "split": split, "metric": metric, "value": float(value)}
-            self.rows.append(row)
-            self._pending.append((row, logged_at))
+        rows = [{"step": int(step), "split": split, "metric": metric, "value": float(value)}
+                for metric, value in values.items()]
+        self.rows += rows
+        # one event per call: its values share a step and a time (SummaryWriter writes one each)
+        summary = Summary(value=[Summary.Value(tag=f"{split}/{row['metric']}",
+                                               simple_value=row["value"]) for row in rows])
+        self._pending.append(Event(summary=summary, step=int(step), wall_time=time.time()))
         if time.monotonic() - self._written >= TENSORBOARD_WRITE_SECONDS:
             self._write_events()
         if self._wandb_run is not None:
@@ -95,9 +97,8 @@ class MetricsLog:
             writer.writerows(self.rows)
 
     def _write_events(self) -> None:
-        for row, logged_at in self._pending:
-            summary = scalar(f"{row['split']}/{row['metric']}", row["value"])
-            self._events.write_event(Event(summary=summary, step=row["step"], wall_time=logged_at))
+        for event in self._pending:
+            self._events.write_event(event)
         self._pending.clear()
         self._events.flush()
         self._written = time.monotonic()
