@@ -11,17 +11,23 @@ Days this run predicted are settled from the arrays it has just written; days an
 predicted are read back from Parquet. Only the landed days a run needs are read: from
 ``WARMUP_DAYS - 1`` days before the first day some version has yet to settle (a feature row
 uses that much history and no more).
+
+A run is a pipeline over four threads (see :class:`_Context`): the main thread predicts and
+settles one version after another, grouped by feature configuration, while the features of
+the next configuration are computed, and each version's predictions are written and, after
+them, its scores inserted.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,8 +46,12 @@ from shadow.scores import ScoreRows, insert_scores
 from trainer import load_model
 from trainer.checksums import IntegrityError
 from trainer.compilation_cache import enable_compilation_cache
+from trainer.config import TrainConfig
 from trainer.dataset import open_feed
 from trainer.features import WARMUP_DAYS, compute_features
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainer.serving import Predictor
 
 Progress = Callable[[str, int, int], None]  # (version id, done, total)
 RENEW_FRACTION = 0.25  # renew the lease once this fraction of it has passed (it cannot lapse)
@@ -130,24 +140,55 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
         through = settled_through(versions, landed, settled_so_far(engine, versions))
         first = min(first_unsettled(versions, landed, through), len(landed) - 1)
         returns = feed.returns(start=landed[max(0, first - (WARMUP_DAYS - 1))], landed=landed)
-        outcomes: list[VersionOutcome] = []
+        def keep_lease() -> bool:
+            nonlocal renewed
+            if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
+                if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
+                    return False
+                renewed = time.monotonic()
+            return True
+
+        started: list[VersionOutcome] = []
         with _Context(config, engine, returns, PredictionStore(
                 config.artefacts_root / "shadow" / "predictions"), through) as context:
-            for done, version in enumerate(versions):
+            work: list[_Work] = []
+            for version in versions:  # which days, and each model verified and restored
+                if not keep_lease():
+                    context.abandon()
+                    return ShadowRun(False, "lost the shadow lease mid-run; stopped",
+                                     context.last_day, started)
+                work.append(context.prepare(version))
+            for done, item in enumerate(context.schedule(work)):
                 if progress is not None:
-                    progress(version.version_id, done, len(versions))
-                if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
-                    if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
-                        context.abandon()
-                        return ShadowRun(False, "lost the shadow lease mid-run; stopped",
-                                         context.last_day, outcomes)
-                    renewed = time.monotonic()
-                outcomes.append(context.shadow_version(version))
+                    progress(item.version.version_id, done, len(work))
+                if not keep_lease():
+                    context.abandon()
+                    return ShadowRun(False, "lost the shadow lease mid-run; stopped",
+                                     context.last_day, started)
+                started.append(item.outcome)
+                context.shadow(item)
         if progress is not None and versions:
             progress("", len(versions), len(versions))
-        return ShadowRun(True, "ok", context.last_day, outcomes)
+        return ShadowRun(True, "ok", context.last_day, [item.outcome for item in work])
     finally:
         release_lease(engine, holder=holder)
+
+
+@dataclass
+class _Work:
+    """A version's work in this run: the days it predicted before, those still to predict, and
+    its verified model (None when it has nothing to predict, or failed verification)."""
+
+    version: ModelVersion
+    outcome: VersionOutcome
+    predicted: list[dt.date]
+    pending: list[dt.date]
+    predictor: Predictor | None = None
+    failed: bool = False
+
+    @property
+    def feature_key(self) -> tuple | None:
+        return None if self.predictor is None else _feature_key(self.predictor.config)
 
 
 @dataclass
@@ -168,14 +209,17 @@ class _Predicted:
 class _Context:
     """One run's view of the landed market, shared by every version it scores.
 
-    Versions go through a pipeline: version k is predicted, its Parquet write handed to the
-    predictions thread, and it is settled from memory while the file is written; its score rows
-    go to the scores thread, which inserts them (one transaction) only once the predictions are
-    on disk. If they cannot be stored (a full or read-only disk), the version gets a recorded
-    ``storage_error`` and no score, and the others go on. So the main thread computes version
-    k+1 while version k's file and, after it, its scores are written. Leaving the context waits
-    for both threads (dropping what they have not started if :meth:`abandon` was called) and
-    raises the first failure of an insert.
+    Every version's model is verified and restored first (:meth:`prepare`), so the run knows
+    which feature configurations it needs; versions are then scored grouped by configuration
+    (:meth:`schedule`), the first configuration's features computed on the main thread while the
+    others are computed on the features thread. Then a pipeline: version k is predicted, its
+    Parquet write handed to the predictions thread, and it is settled from memory while the
+    file is written; its score rows go to the scores thread, which inserts them (one
+    transaction) only once the predictions are on disk. If they cannot be stored (a full or
+    read-only disk), the version gets a recorded ``storage_error`` and no score, and the others
+    go on. So the main thread computes version k+1 while version k's file and, after it, its
+    scores are written. Leaving the context waits for the threads (dropping what they have not
+    started if :meth:`abandon` was called) and raises the first failure of an insert.
     """
 
     def __init__(self, config: PodiumConfig, engine: Engine, returns: pd.DataFrame,
@@ -188,7 +232,7 @@ class _Context:
         self.assets = [str(a) for a in returns.columns]
         self.matrix = returns.to_numpy(dtype=np.float64)
         self._through = through or {}
-        self._features: dict[Any, np.ndarray] = {}
+        self._features: dict[tuple, np.ndarray | Future] = {}
         self._return_ranks: np.ndarray | None = None
         self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-predictions")
         self._scores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-scores")
@@ -200,6 +244,9 @@ class _Context:
 
     def __exit__(self, kind: object, *exc: object) -> None:
         drop = self._abandoned or kind is not None
+        for features in self._features.values():
+            if isinstance(features, Future):
+                features.cancel()  # not needed after all (a running one finishes unread)
         try:
             self._scores.shutdown(wait=False, cancel_futures=drop)
         finally:
@@ -218,41 +265,65 @@ class _Context:
     def last_day(self) -> dt.date:
         return self.days[-1]
 
-    def shadow_version(self, version: ModelVersion) -> VersionOutcome:
-        """Predict ``version``'s pending days and settle those whose outcome has landed; the
+    def prepare(self, version: ModelVersion) -> _Work:
+        """Which days ``version`` has to predict, and its model, verified and restored (an
+        integrity failure is recorded, and the version is left out of this run)."""
+        predicted = self.predictions.predicted_days(version.track, version.version_id)
+        done, cutoff = set(predicted), version.train_cutoff
+        pending = [d for d in self.days if d > cutoff and d not in done]
+        work = _Work(version, VersionOutcome(version.version_id), predicted, pending)
+        if pending:
+            try:
+                work.predictor = load_model(self.config.artefacts_root / version.bundle_path)
+            except (IntegrityError, IntegrityFailure) as exc:
+                self._failed(work.outcome, exc)
+                work.failed = True
+        return work
+
+    def schedule(self, work: list[_Work]) -> list[_Work]:
+        """``work`` in the order to score it: what needs no features first, then grouped by
+        feature configuration; every configuration but the first is handed to the features
+        thread now, to be ready when its versions come."""
+        first_of: dict[tuple, TrainConfig] = {}
+        for item in work:
+            if item.predictor is not None:
+                first_of.setdefault(item.feature_key, item.predictor.config)
+        keys = list(first_of)
+        for key in keys[1:]:
+            if key not in self._features:
+                self._features[key] = _features_thread().submit(compute_features, self.matrix,
+                                                                first_of[key])
+        return sorted(work, key=lambda item: -1 if item.feature_key is None
+                      else keys.index(item.feature_key))
+
+    def shadow(self, work: _Work) -> None:
+        """Predict ``work``'s pending days and settle those whose outcome has landed; its
         outcome is complete once the context has closed."""
-        outcome = VersionOutcome(version.version_id)
-        try:
-            predicted = self.predictions.predicted_days(version.track, version.version_id)
-            fresh = self._predict(version, outcome, set(predicted))
-            fresh.predicted = sorted([*predicted, *fresh.days])
-        except (IntegrityError, IntegrityFailure) as exc:
-            self._failed(outcome, exc)
-            return outcome
+        if work.failed:
+            return
+        fresh = self._predict(work)
+        fresh.predicted = sorted([*work.predicted, *fresh.days])
         rows = None
         try:
             rows = self._settle(fresh)
         except (IntegrityError, IntegrityFailure) as exc:
-            self._failed(outcome, exc)
+            self._failed(work.outcome, exc)
         self._inserts.append(self._scores.submit(self._insert, fresh, rows))
-        return outcome
 
-    def _predict(self, version: ModelVersion, outcome: VersionOutcome, done: set[dt.date]
-                 ) -> _Predicted:
+    def _predict(self, work: _Work) -> _Predicted:
         """Predict every landed day after the cutoff not yet predicted, and hand the batch to
-        the writer."""
-        cutoff = version.train_cutoff
-        pending = [d for d in self.days if d > cutoff and d not in done]
+        the predictions thread."""
+        version, outcome, pending = work.version, work.outcome, work.pending
         outcome.predicted = len(pending)
-        if not pending:
+        if not pending or work.predictor is None:
             empty = np.empty((0, 0))
             return _Predicted(version, outcome, [], empty, empty, empty, None)
-        predictor = load_model(self.config.artefacts_root / version.bundle_path)
-        features = self._features_for(predictor.config)
+        features = self._features_for(work.predictor.config)
         rows = _rows([self.position[d] for d in pending])
         # The scores as stored (float32 in Parquet): the book and the ranks are those of what
         # is kept, whether a day is settled from memory now or read back by a later run.
-        scores = np.asarray(predictor.predict(features[rows]), dtype=np.float32).astype(float)
+        scores = np.asarray(work.predictor.predict(features[rows]),
+                            dtype=np.float32).astype(float)
         weights, score_ranks = ranked_book(scores, self.config.shadow.portfolio.quantile)
         written = self._files.submit(self.predictions.write, version.track, version.version_id,
                                      days=pending, assets=self.assets, scores=scores,
@@ -260,11 +331,16 @@ class _Context:
         # Settling reads these, not the file.
         return _Predicted(version, outcome, pending, scores, weights, score_ranks, written)
 
-    def _features_for(self, train_config) -> np.ndarray:
-        key = (train_config.residual_momentum, train_config.xsec_demean)
-        if key not in self._features:
-            self._features[key] = compute_features(self.matrix, train_config)
-        return self._features[key]
+    def _features_for(self, train_config: TrainConfig) -> np.ndarray:
+        """Every landed day's features for ``train_config``: computed once per feature
+        configuration (here, unless the features thread has it under way)."""
+        key = _feature_key(train_config)
+        features = self._features.get(key)
+        if features is None:
+            features = self._features[key] = compute_features(self.matrix, train_config)
+        elif isinstance(features, Future):
+            features = self._features[key] = features.result()
+        return features
 
     def _settle(self, fresh: _Predicted) -> ScoreRows | None:
         """The score rows of ``fresh``'s predicted days whose outcome has landed."""
@@ -359,6 +435,18 @@ class _Context:
             session.add(ShadowError(version_id=outcome.version_id, code=code,
                                     message=outcome.error))
             session.commit()
+
+
+@functools.cache
+def _features_thread() -> ThreadPoolExecutor:
+    """One thread per process for features, kept between runs: a fresh thread's first large
+    NumPy arrays come from a fresh malloc arena and run about twice as slow."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-features")
+
+
+def _feature_key(train_config: TrainConfig) -> tuple:
+    """What decides a model's features: versions that agree on it share them."""
+    return (train_config.residual_momentum, train_config.xsec_demean)
 
 
 def _rows(indices: list[int]) -> slice | list[int]:

@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,11 @@ from registry.db import read_session, write_session
 from registry.models import ShadowError, ShadowLease, ShadowScore, utcnow
 from shadow.lease import acquire_lease, release_lease
 from shadow.predictions import SCHEMA, PredictionStore
-from shadow.runner import VersionOutcome, _Context, run_shadow, shadowed_versions
+from shadow.runner import _Context, run_shadow, shadowed_versions
 from tests.conftest import REPO
 from tests.zoo.conftest import TINY
 from trainer.dataset import land_days, open_feed
+from trainer.features import compute_features
 
 pytestmark = pytest.mark.slow
 
@@ -147,12 +149,37 @@ def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) ->
     with _Context(config, engine, feed.returns(),
                   PredictionStore(config.artefacts_root / "shadow/predictions")) as context:
         for version in shadowed_versions(engine):
-            assert len(context._predict(version, VersionOutcome(version.version_id),
-                                        set()).days) == 8
+            assert len(context._predict(context.prepare(version)).days) == 8
     assert scores(engine).empty
     result = run_shadow(config, engine)
     assert {v.predicted for v in result.versions} == {0}
     assert {v.settled for v in result.versions} == {7}
+
+
+def test_each_feature_configuration_is_computed_once_a_run(shadow_env, monkeypatch) -> None:
+    """Each feature configuration's features are computed once per run: the first one needed on
+    the main thread, the others on the features thread meanwhile."""
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 6)
+    computed = []
+
+    def counted(matrix, train_config):
+        computed.append((train_config.residual_momentum, threading.current_thread().name))
+        return compute_features(matrix, train_config)
+
+    monkeypatch.setattr("shadow.runner.compute_features", counted)
+    feed = open_feed(config.datasets_root, config.market)
+    with _Context(config, engine, feed.returns(),
+                  PredictionStore(config.artefacts_root / "shadow/predictions")) as context:
+        work = [context.prepare(version) for version in shadowed_versions(engine)]
+        order = context.schedule(work)
+        assert len({item.feature_key for item in order}) == 2
+        for item in order:
+            context.shadow(item)
+    threads = sorted(name.split("_")[0] for _, name in computed)
+    assert len(computed) == 2 and threads == ["MainThread", "shadow-features"]
+    assert [item.outcome.settled for item in work] == [5, 5]
+    assert len(scores(engine)) == 10
 
 
 def test_a_runner_that_loses_its_lease_mid_run_stops_cleanly(shadow_env, monkeypatch) -> None:
