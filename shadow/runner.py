@@ -233,7 +233,8 @@ class _Context:
         self.matrix = returns.to_numpy(dtype=np.float64)
         self._through = through or {}
         self._features: dict[tuple, np.ndarray | Future] = {}
-        self._return_ranks: np.ndarray | None = None
+        self._return_ranks: np.ndarray | None = None  # from row _ranked_from on
+        self._ranked_from = 0
         self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-predictions")
         self._scores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-scores")
         self._inserts: list[Future] = []
@@ -370,7 +371,7 @@ class _Context:
         result = settle_days(scores, self.matrix[next_rows], previous_weights,
                              self.config.shadow.portfolio, weights=weights,  # the recorded book
                              score_ranks=score_ranks,
-                             return_ranks=self._ranks_of_returns()[next_rows])
+                             return_ranks=self._ranks_of_returns(next_rows))
         return ScoreRows(version.version_id, utcnow(), ready, result.gross.tolist(),
                          result.turnover.tolist(), result.cost.tolist(), result.net.tolist(),
                          [ic if ic == ic else None for ic in result.rank_ic.tolist()],  # NaN
@@ -396,11 +397,15 @@ class _Context:
             session.commit()
         fresh.outcome.settled = len(rows)
 
-    def _ranks_of_returns(self) -> np.ndarray:
-        """Ranks of every day's returns, computed once and shared by the versions."""
-        if self._return_ranks is None:
-            self._return_ranks = ranks(self.matrix)
-        return self._return_ranks
+    def _ranks_of_returns(self, rows: slice | list[int]) -> np.ndarray:
+        """Ranks of the returns on ``rows`` (of :attr:`matrix`), shared by the versions: every
+        day from the first one asked for is ranked once (the warm-up days before never are)."""
+        first = rows.start if isinstance(rows, slice) else min(rows)
+        if self._return_ranks is None or first < self._ranked_from:
+            self._return_ranks = np.full(self.matrix.shape, np.nan)
+            self._return_ranks[first:] = ranks(self.matrix[first:])
+            self._ranked_from = first
+        return self._return_ranks[rows]
 
     def _stored(self, version: ModelVersion, days: list[dt.date], fresh: _Predicted
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
