@@ -75,7 +75,7 @@ class PredictionStore:
                 np.tile(np.arange(n_assets, dtype=np.int32), n_days),
                 pa.array(list(assets), pa.string())),
             "score": pa.array(scores.reshape(-1).astype(np.float32)),
-            "weight": pa.array(weights.reshape(-1).astype(np.float64)),
+            "weight": pa.array(np.asarray(weights, dtype=np.float64).reshape(-1)),
         })
         directory = self.directory(track, version_id)
         directory.mkdir(parents=True, exist_ok=True)
