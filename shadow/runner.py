@@ -140,6 +140,7 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
         through = settled_through(versions, landed, settled_so_far(engine, versions))
         first = min(first_unsettled(versions, landed, through), len(landed) - 1)
         returns = feed.returns(start=landed[max(0, first - (WARMUP_DAYS - 1))], landed=landed)
+
         def keep_lease() -> bool:
             nonlocal renewed
             if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
