@@ -1,25 +1,28 @@
 """Training throughput of the trainer against a bare jitted loop of the same model (the ceiling).
 
 On the default market and configuration (500 assets, 2,000 landed days, linear, batch 4,096),
-measures samples per second of ``trainer.train.fit`` (shuffling, queued scans, validation every
-epoch, early-stopping bookkeeping, metric logging, deadline checks, the kept model's rank IC) and
-of bare loops over the same arrays with the same model and optimiser and nothing else: one
-jitted step per batch, and one jitted ``lax.scan`` per epoch, on row-major batches or on the
-feature-major layout the trainer uses (scoring rows, or columns as the trainer does), unrolled 1
-or 4 steps an iteration. The ceiling is the
-fastest of them, measured on the long run below. (One call for the whole run, a scan over
-epochs of scans, measured slower than a scan per epoch on CPU.)
+measures samples per second of ``trainer.train.fit`` (shuffling, queued calls of many epochs,
+validation every epoch, early-stopping bookkeeping, metric logging, deadline checks, the kept
+model's rank IC) and of bare loops over the same arrays with the same model and optimiser and
+nothing else: one jitted step per batch, one jitted ``lax.scan`` per epoch, and one jitted call
+for the whole run (a loop over epochs of scans), on row-major batches or on the feature-major
+layout the trainer uses (scoring rows, or columns as the trainer does), unrolled 1 or 4 steps an
+iteration. The ceiling is the fastest of them, measured on the long run below. Scoring columns
+is several times faster than either row layout, so by default only the column loops run
+(``--all-layouts`` runs the rest too, and the one-step-per-batch loop).
 
 The trainer is timed end to end per run (everything ``fit`` does, its fixed set-up included) on
 two workloads: the default configuration's epochs, and a long run of the same data (enough
 epochs that the run lasts long enough to be representative of a real training job); the
 steady-state rate is what each extra epoch costs (the difference of the two). Reports medians
-of a few interleaved repeats and the ratios to the ceiling, measured in the same process, then
-the wall time of ``python -m trainer`` on the default configuration. On a shared machine, the
-median of each repeat's own ratio (trainer against that repeat's ceiling) is the steadiest
-figure.
+of a few interleaved repeats (each in a shuffled order) and the ratios to the ceiling, measured
+in the same process, then the wall time of ``python -m trainer`` on the default configuration.
+On a shared machine, the median of each repeat's own ratio (trainer against that repeat's
+ceiling) is the steadiest figure, and the long run end to end steadier than each extra epoch
+(a difference of two noisy times).
 
-    .venv/bin/python bench/train_throughput.py [--repeats 5] [--long-epochs 200] [--model mlp]
+    .venv/bin/python bench/train_throughput.py [--repeats 7] [--long-epochs 1000] [--model mlp]
+                                               [--all-layouts]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -97,8 +101,16 @@ class BareLoops:
             (p, opt_state), values = jax.lax.scan(body, (p, opt_state), starts, unroll=unroll)
             return p, opt_state, values
 
+        def run(p, opt_state, epochs, layout: str, unroll: int):
+            def body(_, carry):  # the loss sum is kept, as the epoch scan returns its values
+                p, o, values = epoch(*carry[:2], self.starts, layout, unroll)
+                return p, o, carry[2] + values.sum()
+
+            return jax.lax.fori_loop(0, epochs, body, (p, opt_state, jnp.zeros(())))
+
         self._step = jax.jit(step, static_argnums=3)
         self._epoch = jax.jit(epoch, static_argnums=(3, 4))
+        self._run = jax.jit(run, static_argnums=(3, 4))
 
     def _timed(self, loop, epochs: int) -> float:
         loop(1)  # compile (and warm)
@@ -126,6 +138,15 @@ class BareLoops:
             for _ in range(n):
                 p, o, values = self._epoch(p, o, self.starts, layout, unroll)
             return p
+
+        return self._timed(loop, epochs)
+
+    def run_loop(self, epochs: int, layout: str = "row-major", unroll: int = 1) -> float:
+        """One jitted call for the whole run: a loop over epochs of ``lax.scan``s (summing the
+        batch losses, which the other loops return, lest XLA drop the loss altogether)."""
+
+        def loop(n):
+            return self._run(self.params, self.tx.init(self.params), n, layout, unroll)[0]
 
         return self._timed(loop, epochs)
 
@@ -171,12 +192,16 @@ def default_wall_time(datasets_root: Path, workdir: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
-    parser.add_argument("--long-epochs", type=int, default=200)
+    parser.add_argument("--long-epochs", type=int, default=1000)
     parser.add_argument("--model", choices=["linear", "mlp"], default="linear")
     parser.add_argument("--datasets-root", type=Path, default=None)
+    parser.add_argument(
+        "--all-layouts", action="store_true", help="also the row-major bare loops (slower)"
+    )
     args = parser.parse_args()
+    layouts = LAYOUTS if args.all_layouts else ("columns",)
 
     workdir = Path(tempfile.mkdtemp(prefix="podium-bench-"))
     datasets_root = args.datasets_root or workdir / "datasets"
@@ -195,21 +220,32 @@ def main() -> int:
 
     trainer_seconds(config, data, 2, workdir)  # compile
     bare_loops = {
-        "bare step loop, row-major": bare.step_loop,
+        **({"bare step loop, row-major": bare.step_loop} if args.all_layouts else {}),
         **{
             f"bare epoch scan, {layout}, unroll {unroll}": partial(
                 bare.epoch_scan, layout=layout, unroll=unroll
             )
-            for layout in LAYOUTS
+            for layout in layouts
+            for unroll in UNROLLS
+        },
+        **{
+            f"bare run loop, {layout}, unroll {unroll}": partial(
+                bare.run_loop, layout=layout, unroll=unroll
+            )
+            for layout in layouts
             for unroll in UNROLLS
         },
     }
-    runs: dict[str, list[float]] = {name: [] for name in [*bare_loops, "short", "long"]}
-    for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits every figure alike
-        for name, loop in bare_loops.items():
-            runs[name].append(loop(long))
-        runs["short"].append(trainer_seconds(config, data, short, workdir))
-        runs["long"].append(trainer_seconds(config, data, long, workdir))
+    timed = {
+        **{name: partial(loop, long) for name, loop in bare_loops.items()},
+        "short": partial(trainer_seconds, config, data, short, workdir),
+        "long": partial(trainer_seconds, config, data, long, workdir),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in timed}
+    shuffle = random.Random(0)
+    for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits every figure alike,
+        for name in shuffle.sample(list(timed), len(timed)):  # in a fresh order (no order bias)
+            runs[name].append(timed[name]())
 
     def rates(seconds: dict[str, float]) -> tuple[dict[str, float], str, float]:
         """Samples/s of every figure, the ceiling's name, and the trainer's fixed ms a run."""
@@ -238,15 +274,16 @@ def main() -> int:
             f"  {name:40s} {best[name] / 1e6:8.1f} {best[name] / best[best_ceiling]:6.3f} "
             f"{median[name] / 1e6:8.1f} {median[name] / median[median_ceiling]:6.3f}"
         )
-    paired = sorted(  # each repeat's trainer against that repeat's fastest bare loop
-        rates({name: values[k] for name, values in runs.items()})[0]["trainer, each extra epoch"]
-        / max(long * samples_per_epoch / runs[name][k] for name in bare_loops)
-        for k in range(args.repeats)
-    )
-    print(
-        f"each extra epoch against the ceiling of the same repeat: median "
-        f"{statistics.median(paired):.3f} (from {paired[0]:.3f} to {paired[-1]:.3f})"
-    )
+    for figure in (f"trainer, {long} epochs, end to end", "trainer, each extra epoch"):
+        paired = sorted(  # each repeat's trainer against that repeat's fastest bare loop
+            rates({name: values[k] for name, values in runs.items()})[0][figure]
+            / max(long * samples_per_epoch / runs[name][k] for name in bare_loops)
+            for k in range(args.repeats)
+        )
+        print(
+            f"{figure} against the ceiling of the same repeat: median "
+            f"{statistics.median(paired):.3f} (from {paired[0]:.3f} to {paired[-1]:.3f})"
+        )
     print(
         f"trainer runs took {min(runs['short']):.3f} s ({short} epochs) and "
         f"{min(runs['long']):.3f} s ({long} epochs) at best; its fixed cost per run (shuffle, "

@@ -27,9 +27,14 @@ def _adamw(learning_rate: float, weight_decay: float) -> optax.GradientTransform
     return optax.adamw(learning_rate, weight_decay=weight_decay)
 
 
+def optimizer_transform(config: TrainConfig) -> optax.GradientTransformation:
+    """The AdamW transformation :func:`make_optimizer` uses for ``config``."""
+    return _adamw(config.learning_rate, config.weight_decay)
+
+
 def make_optimizer(model: nnx.Module, config: TrainConfig) -> nnx.Optimizer:
     """AdamW over the model's parameters."""
-    return nnx.Optimizer(model, _adamw(config.learning_rate, config.weight_decay), wrt=nnx.Param)
+    return nnx.Optimizer(model, optimizer_transform(config), wrt=nnx.Param)
 
 
 def save_checkpoint(path: Path, model: nnx.Module, optimizer: nnx.Optimizer, step: int) -> None:

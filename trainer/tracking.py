@@ -31,7 +31,7 @@ from trainer.config import ResolvedConfig
 log = logging.getLogger(__name__)
 
 METRIC_FIELDS = ("step", "split", "metric", "value")
-TENSORBOARD_WRITE_SECONDS = 5.0
+TENSORBOARD_WRITE_SECONDS = 1.0
 
 
 def wandb_run_name(config: ResolvedConfig, today: dt.date | None = None) -> str:

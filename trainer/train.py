@@ -5,15 +5,15 @@ and :func:`train_and_evaluate`. The steps are pure functions of the model's para
 and the plain Optax state (the NNX graph is split off once and is static), so the compiled
 step is the same XLA computation as a bare ``jax.value_and_grad`` + ``optax`` loop. The
 training rows go to the device once per run, shuffled and feature-major, and the model scores
-them as columns (``score_columns``: several times faster on XLA's CPU than scoring rows). An
-epoch runs as a few :func:`train_steps` calls (a ``lax.scan`` over batches, the last one fused
-with the validation loss); the next call is queued before the host reads the last one's
-metrics, so the device never waits for logging or early-stopping bookkeeping.
+them as columns (``score_columns``: several times faster on XLA's CPU than scoring rows).
+Training runs as a few :func:`train_epochs` calls, each a loop over many epochs on the device
+(a ``lax.scan`` over batches, then the validation loss and early stopping's bookkeeping); the
+next call is queued before the host reads the last one's metrics, so the device never waits
+for logging, and the host does nothing per epoch but log what the device returned.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import deque
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +30,10 @@ import optax
 from flax import nnx
 
 from trainer.bundle import discard_staging, prepare_staging, seal_bundle, write_descriptors
-from trainer.checkpoint import make_optimizer, save_checkpoint
+from trainer.checkpoint import make_optimizer, optimizer_transform, save_checkpoint
 from trainer.config import ResolvedConfig, TrainConfig
 from trainer.dataset import dataset_fingerprint, open_feed
-from trainer.models import Scorer, architecture_summary, count_params, init_params
+from trainer.models import Moments, Scorer, architecture_summary, count_params, init_params
 from trainer.provenance import device_used
 from trainer.tracking import MetricsLog, start_wandb_run
 from trainer.window import TrainingData, build_training_data, resolve_cutoff
@@ -41,7 +41,7 @@ from trainer.window import TrainingData, build_training_data, resolve_cutoff
 log = logging.getLogger(__name__)
 
 DEADLINE_FRACTION = 0.9
-MAX_STEPS_PER_CALL = 128  # the soft deadline is checked at least this often
+MAX_STEPS_PER_CALL = 4096  # the soft deadline is checked at least this often
 CALLS_IN_FLIGHT = 2  # calls queued on the device while the host reads the oldest one
 
 
@@ -69,6 +69,21 @@ train_step = jax.jit(_train_step, static_argnums=(0, 1))
 ``columns`` the batch's features, ``[features, rows]``."""
 
 
+class Validation(NamedTuple):
+    """The validation rows, feature-major, and (for a linear scorer) their moments, from which
+    its validation loss costs ``O(features²)`` instead of a pass over the rows."""
+
+    columns: jax.Array  # [features, rows]
+    targets: jax.Array  # [rows]
+    moments: Moments | None
+
+    @classmethod
+    def of(cls, config: TrainConfig, data: TrainingData) -> Validation:
+        columns, targets = data.x_val[data.val_mask].T, data.y_val[data.val_mask]
+        moments = Moments.of(columns, targets) if config.model == "linear" else None
+        return cls(jnp.asarray(columns), jnp.asarray(targets), moments)
+
+
 def _evaluate(graphdef: nnx.GraphDef, params, x_val, y_val) -> dict[str, jax.Array]:
     scores = nnx.merge(graphdef, params).score_columns(x_val)
     loss = jnp.sum((scores - y_val) ** 2) / max(y_val.shape[0], 1)
@@ -79,10 +94,18 @@ eval_step = jax.jit(_evaluate, static_argnums=0)
 """Validation loss and scores: ``(graphdef, params, x_val [features, rows], y_val [rows])``."""
 
 
-def _validation_loss(graphdef: nnx.GraphDef, params, x_val, y_val) -> dict[str, jax.Array]:
+def _validation_loss(graphdef: nnx.GraphDef, params, validation: Validation) -> jax.Array:
     """What early stopping reads each epoch: the loss alone (the kept model's scores are
     computed once, at the end)."""
-    return {"loss": _evaluate(graphdef, params, x_val, y_val)["loss"]}
+    if validation.moments is None:
+        return _evaluate(graphdef, params, validation.columns, validation.targets)["loss"]
+    model = nnx.merge(graphdef, params)
+    return model.squared_error(validation.moments) / max(validation.targets.shape[0], 1)
+
+
+@partial(jax.jit, static_argnums=0)
+def _init_optimizer(tx: optax.GradientTransformation, params):
+    return tx.init(params)
 
 
 @jax.jit
@@ -95,57 +118,116 @@ def feature_major(x: jax.Array, y: jax.Array, order: jax.Array) -> tuple[jax.Arr
     return jnp.take(x.T, order, axis=1), jnp.take(y, order)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def train_steps(
+class Progress(NamedTuple):
+    """Training as it stands, carried on the device from call to call: the weights, the
+    optimizer, and early stopping's bookkeeping (the best epoch's weights and optimizer)."""
+
+    params: Any
+    opt_state: Any
+    best_params: Any
+    best_opt_state: Any
+    best_loss: jax.Array  # validation loss of the best epoch; inf before the first epoch
+    best_train_loss: jax.Array
+    best_step: jax.Array
+    best_epoch: jax.Array
+    stale: jax.Array  # epochs since the best one
+    step: jax.Array
+    epoch: jax.Array
+    loss_sum: jax.Array  # the batch losses of the epoch under way
+    loss_steps: jax.Array
+
+    @classmethod
+    def start(cls, params, opt_state) -> Progress:
+        zero = jnp.zeros((), jnp.int32)
+        return cls(params, opt_state, params, opt_state, jnp.asarray(jnp.inf),
+                   jnp.asarray(jnp.nan), zero, zero, zero, zero, zero, jnp.zeros(()), zero)
+
+
+def _end_epoch(graphdef: nnx.GraphDef, progress: Progress, validation: Validation
+               ) -> tuple[Progress, tuple[jax.Array, jax.Array]]:
+    """Validate the weights at the end of an epoch and keep them if they are the best yet;
+    returns the progress and the epoch's ``(train loss, validation loss)``."""
+    val_loss = _validation_loss(graphdef, progress.params, validation)
+    train_loss = progress.loss_sum / jnp.maximum(progress.loss_steps, 1)
+    better = val_loss < progress.best_loss
+
+    def keep(new, old):
+        return jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)
+
+    return progress._replace(
+        best_params=keep(progress.params, progress.best_params),
+        best_opt_state=keep(progress.opt_state, progress.best_opt_state),
+        best_loss=jnp.where(better, val_loss, progress.best_loss),
+        best_train_loss=jnp.where(better, train_loss, progress.best_train_loss),
+        best_step=jnp.where(better, progress.step, progress.best_step),
+        best_epoch=jnp.where(better, progress.epoch + 1, progress.best_epoch),
+        stale=jnp.where(better, 0, progress.stale + 1),
+        epoch=progress.epoch + 1,
+        loss_sum=jnp.zeros(()),
+        loss_steps=jnp.zeros((), jnp.int32),
+    ), (train_loss, val_loss)
+
+
+end_epoch = jax.jit(_end_epoch, static_argnums=0)
+"""``_end_epoch`` on its own: for an epoch the deadline cut short."""
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def train_epochs(
     graphdef: nnx.GraphDef,
     tx: optax.GradientTransformation,
     batch_size: int,
-    params,
-    opt_state,
+    ends_epoch: bool,
+    progress: Progress,
     x: jax.Array,
     y: jax.Array,
     starts: jax.Array,
-    validation: tuple[jax.Array, jax.Array] | None = None,
-):
-    """Steps on batches ``start .. start + batch_size - 1`` of ``x [features, rows]`` and
-    ``y [rows]``, one per entry of ``starts``, in one call.
+    rows: jax.Array,
+    patience: jax.Array,
+    validation: Validation,
+) -> tuple[Progress, jax.Array, tuple[jax.Array, jax.Array]]:
+    """The first ``rows`` rows of ``starts [R, S]`` in one call, while early stopping allows.
 
-    Returns ``(params, opt_state, sum of the batch losses, evaluation)``: with ``validation``
-    (``x_val [features, rows]``, ``y_val``), the :func:`eval_step` of the updated parameters,
-    in the same call; without it, None.
+    Each row is ``S`` steps, on batches ``start .. start + batch_size - 1`` of
+    ``x [features, rows]`` and ``y``: a whole epoch, validated after it (``ends_epoch``), or
+    the one piece of an epoch too long for a single call (validated only after its last
+    piece). Rows stop once ``patience`` epochs have passed without a better validation loss,
+    so a call queued after that computes nothing. Returns the progress, ``[rows that ran,
+    epochs since the best one]``, and each row's ``(train loss, validation loss)`` (NaN where
+    none).
     """
 
-    def body(carry, start):
-        columns = jax.lax.dynamic_slice_in_dim(x, start, batch_size, axis=1)
-        targets = jax.lax.dynamic_slice_in_dim(y, start, batch_size)
-        params, opt_state, loss = _train_step(graphdef, tx, *carry, columns, targets)
-        return (params, opt_state), loss
+    def epoch(progress: Progress, row: jax.Array) -> Progress:
+        def body(carry, start):
+            columns = jax.lax.dynamic_slice_in_dim(x, start, batch_size, axis=1)
+            targets = jax.lax.dynamic_slice_in_dim(y, start, batch_size)
+            params, opt_state, loss = _train_step(graphdef, tx, *carry, columns, targets)
+            return (params, opt_state), loss
 
-    (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), starts)
-    evaluation = None if validation is None else _validation_loss(graphdef, params, *validation)
-    return params, opt_state, losses.sum(), evaluation
+        carry = (progress.params, progress.opt_state)
+        (params, opt_state), losses = jax.lax.scan(body, carry, starts[row])
+        return progress._replace(
+            params=params, opt_state=opt_state, step=progress.step + starts.shape[1],
+            loss_sum=progress.loss_sum + losses.sum(),
+            loss_steps=progress.loss_steps + starts.shape[1])
 
+    def running(state) -> jax.Array:
+        progress, row, _ = state
+        return (row < rows) & (progress.stale < patience)
 
-@functools.lru_cache(maxsize=32)
-def _flat_train_steps(
-    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, batch_size: int, treedef: Any
-) -> Callable[..., tuple]:
-    """:func:`train_steps` over the flat leaves of ``(params, opt_state)``.
+    def run_row(state):
+        progress, row, (train_losses, val_losses) = state
+        progress = epoch(progress, row)
+        if ends_epoch:
+            progress, (train_loss, val_loss) = _end_epoch(graphdef, progress, validation)
+            train_losses, val_losses = (train_losses.at[row].set(train_loss),
+                                        val_losses.at[row].set(val_loss))
+        return progress, row + 1, (train_losses, val_losses)
 
-    The same computation; but a call flattens a tuple of arrays instead of NNX states and
-    hashes no static arguments (the graph, optimizer and batch size are bound here, once per
-    fit), which keeps the host's cost per call well under the device's cost per epoch.
-    Returns ``(leaves, loss sum, evaluation)``.
-    """
-
-    def steps(leaves, x, y, starts, validation):
-        params, opt_state = jax.tree.unflatten(treedef, leaves)
-        params, opt_state, loss_sum, evaluation = train_steps(
-            graphdef, tx, batch_size, params, opt_state, x, y, starts, validation
-        )
-        return tuple(jax.tree.leaves((params, opt_state))), loss_sum, evaluation
-
-    return jax.jit(steps)
+    nan = jnp.full(starts.shape[0], jnp.nan)
+    progress, ran, losses = jax.lax.while_loop(
+        running, run_row, (progress, jnp.zeros((), jnp.int32), (nan, nan)))
+    return progress, jnp.stack([ran, progress.stale]), losses
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -164,25 +246,32 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def rank_ic(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
+def centred_ranks(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each day's average ranks of ``values`` minus their mean, over the entries ``mask``
+    keeps (the others are 0)."""
+    mask = np.asarray(mask, dtype=bool)
+    counts = mask.sum(axis=1)
+    # masked entries rank last, after every kept one, and are then zeroed
+    ranks = np.where(mask, _average_ranks(np.where(mask, values, np.inf)), 0.0)
+    mean = ranks.sum(axis=1, keepdims=True) / np.maximum(counts, 1)[:, None]
+    return np.where(mask, ranks - mean, 0.0)
+
+
+def rank_ic(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray, *,
+            target_ranks: np.ndarray | None = None) -> float:
     """Mean over days of the Spearman correlation across assets (masked entries ignored).
 
     Ties share their average rank, as in ``scipy.stats.spearmanr``; days with fewer than two
     entries are skipped, and a day whose scores or targets do not vary counts as 0. NumPy on
-    the host (XLA's CPU sort is many times slower), all days at once.
+    the host (XLA's CPU sort is many times slower), all days at once. ``target_ranks``:
+    ``centred_ranks(targets, mask)``, when already computed.
     """
     mask = np.asarray(mask, dtype=bool)
     counts = mask.sum(axis=1)
     if not (counts >= 2).any():
         return float("nan")
-
-    def centred_ranks(values: np.ndarray) -> np.ndarray:
-        # masked entries rank last, after every kept one, and are then zeroed
-        ranks = np.where(mask, _average_ranks(np.where(mask, values, np.inf)), 0.0)
-        mean = ranks.sum(axis=1, keepdims=True) / np.maximum(counts, 1)[:, None]
-        return np.where(mask, ranks - mean, 0.0)
-
-    a, b = centred_ranks(scores), centred_ranks(targets)
+    a = centred_ranks(scores, mask)
+    b = centred_ranks(targets, mask) if target_ranks is None else target_ranks
     denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     per_day = np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0)
     return float(per_day[counts >= 2].mean())
@@ -207,68 +296,86 @@ class BatchPlan:
         phase = int(self.rng.integers(0, self.slack + 1))
         return (phase + self.rng.permutation(self.steps) * self.batch_size).astype(np.int32)
 
-    def calls(self, epochs: int) -> Iterator[tuple[np.ndarray, bool]]:
-        """``(starts, ends_epoch)`` per call: epochs in order, each cut into calls of at most
-        ``MAX_STEPS_PER_CALL`` steps."""
-        pieces = max(1, -(-self.steps // MAX_STEPS_PER_CALL))
+    def calls(self, epochs: int) -> Iterator[_Steps]:
+        """The :func:`train_epochs` calls of ``epochs`` epochs, in order, each of at most
+        ``MAX_STEPS_PER_CALL`` steps (one step more than that when an epoch alone is longer):
+        runs of whole epochs, or, when an epoch is longer than that, its pieces."""
+        if self.steps <= MAX_STEPS_PER_CALL:
+            per_call = max(1, min(epochs, MAX_STEPS_PER_CALL // self.steps))
+            for first in range(0, epochs, per_call):
+                rows = min(per_call, epochs - first)
+                starts = np.zeros((per_call, self.steps), dtype=np.int32)  # padded: one shape
+                for row in range(rows):
+                    starts[row] = self.epoch_starts()
+                yield _Steps(starts, rows, ends_epoch=True)
+            return
+        pieces = -(-self.steps // MAX_STEPS_PER_CALL)
         edges = np.linspace(0, self.steps, pieces + 1).round().astype(int)
         for _ in range(epochs):
             starts = self.epoch_starts()
             for first, last in zip(edges[:-1], edges[1:], strict=True):
-                if last > first:
-                    yield starts[first:last], bool(last == self.steps)
+                yield _Steps(starts[None, first:last], 1, ends_epoch=bool(last == self.steps))
+
+
+@dataclass
+class _Steps:
+    """The steps of one call: ``rows`` rows of ``starts [R, S]`` (the rest is padding), each
+    a whole epoch when ``ends_epoch``, else one piece of an epoch (its last validated)."""
+
+    starts: np.ndarray
+    rows: int
+    ends_epoch: bool
 
 
 @dataclass
 class _Call:
-    """One queued :func:`train_steps` call; its arrays may still be computing."""
+    """One queued :func:`train_epochs` call; its arrays may still be computing."""
 
-    steps: int
-    state: tuple  # the leaves of (params, opt_state) after the call
-    loss_sum: jax.Array
-    evaluation: dict[str, jax.Array] | None  # on the call that ends an epoch
+    steps: _Steps
+    progress: Progress  # after the call
+    status: jax.Array  # [rows that ran, epochs since the best one]
+    losses: tuple[jax.Array, jax.Array]
 
 
 class _CallQueue:
-    """:func:`train_steps` calls queued ahead, so the device never waits for the host.
+    """:func:`train_epochs` calls queued ahead, so the device never waits for the host.
 
     The deadline is checked before each call is queued and at most ``CALLS_IN_FLIGHT`` are
     queued, so at most that many run past it. Calls still queued when training stops (early
-    stopping ruled out their epoch) are dropped unread.
+    stopping ruled out their epochs) are dropped unread.
     """
 
     def __init__(
         self,
-        run: Callable[..., tuple],
-        calls: Iterator[tuple[np.ndarray, bool]],
-        state: tuple,
+        run: Callable[[Progress, _Steps], tuple],
+        calls: Iterator[_Steps],
+        progress: Progress,
         *,
         deadline: float,
     ) -> None:
         self._run, self._calls, self._deadline = run, calls, deadline
-        self._tip = state
+        self._tip = progress
         self._queued: deque[_Call] = deque()
         self.out_of_time = False
         self._fill()
 
     def _fill(self) -> None:
         while not self.out_of_time and len(self._queued) < CALLS_IN_FLIGHT:
-            call = next(self._calls, None)
-            if call is None:
+            steps = next(self._calls, None)
+            if steps is None:
                 return
             if time.monotonic() >= self._deadline:
                 self.out_of_time = True
                 return
-            starts, ends_epoch = call
-            self._tip, loss_sum, evaluation = self._run(self._tip, starts, ends_epoch)
-            self._queued.append(_Call(len(starts), self._tip, loss_sum, evaluation))
+            self._tip, status, losses = self._run(self._tip, steps)
+            self._queued.append(_Call(steps, self._tip, status, losses))
 
     def pop(self) -> _Call | None:
         """The oldest call, waited for (the next ones queued meanwhile); None when none is left."""
         if not self._queued:
             return None
         call = self._queued.popleft()
-        jax.block_until_ready(call.loss_sum)
+        jax.block_until_ready(call.status)
         self._fill()
         return call
 
@@ -299,69 +406,60 @@ def fit(
     """
     started = time.monotonic()
     graphdef, params = init_params(config, data.x_train.shape[1])
+    tx = optimizer_transform(config)
+    opt_state = _init_optimizer(tx, params)
+    plan = BatchPlan(data.y_train.shape[0], config.batch_size, config.seed)
+    # The device shuffles the rows while the host builds the validation set.
+    x, y = feature_major(data.x_train, data.y_train, plan.order.astype(np.int32))
+    validation = Validation.of(config, data)
+    patience = np.int32(config.early_stopping_patience)
+
+    def run(progress: Progress, steps: _Steps) -> tuple:
+        return train_epochs(graphdef, tx, plan.batch_size, steps.ends_epoch, progress, x, y,
+                            steps.starts, np.int32(steps.rows), patience, validation)
+
+    queue = _CallQueue(run, plan.calls(config.epochs), Progress.start(params, opt_state),
+                       deadline=deadline)
+    # what the end needs, while the first calls run
     model = nnx.merge(graphdef, params)
     optimizer = make_optimizer(model, config)
-    opt_state, tx = nnx.as_pure(optimizer.opt_state), optimizer.tx
-
-    plan = BatchPlan(data.y_train.shape[0], config.batch_size, config.seed)
-    x, y = feature_major(data.x_train, data.y_train, plan.order.astype(np.int32))
-    validation = (
-        jnp.asarray(data.x_val[data.val_mask].T),
-        jnp.asarray(data.y_val[data.val_mask]),
-    )
-
-    leaves, treedef = jax.tree.flatten((params, opt_state))
-    steps = _flat_train_steps(graphdef, tx, plan.batch_size, treedef)
-
-    def run(state: tuple, starts: np.ndarray, ends_epoch: bool) -> tuple:
-        return steps(state, x, y, starts, validation if ends_epoch else None)
-
-    queue = _CallQueue(run, plan.calls(config.epochs), tuple(leaves), deadline=deadline)
-    step = epochs = best_step = best_epoch = 0
-    best_state = tuple(leaves)
-    best_val_loss, best_train_loss = float("inf"), float("nan")
-    stale, stopped_early = 0, None
-    epoch_loss_sum, epoch_steps = 0.0, 0
+    target_ranks = centred_ranks(data.y_val, data.val_mask)
+    progress = Progress.start(params, opt_state)
+    step, epochs, stopped_early = 0, 0, None
+    epoch_open = False  # the last call ended in the middle of an epoch
     while (call := queue.pop()) is not None:
-        state, evaluation = call.state, call.evaluation
-        epoch_loss_sum += float(call.loss_sum)
-        epoch_steps += call.steps
-        step += call.steps
-        if evaluation is None:
-            if not (queue.out_of_time and queue.empty):
-                continue
-            params = jax.tree.unflatten(treedef, state)[0]
-            evaluation = eval_step(graphdef, params, *validation)  # the deadline cut it short
-        epochs += 1
-        train_loss, val_loss = epoch_loss_sum / epoch_steps, float(evaluation["loss"])
-        epoch_loss_sum, epoch_steps = 0.0, 0
-        metrics.log(step, "train", {"loss": train_loss, "epoch": epochs})
-        metrics.log(step, "val", {"loss": val_loss})
-        log.info(
-            "epoch %d step %d: train loss %.5f, val loss %.5f", epochs, step, train_loss, val_loss
-        )
-        if val_loss < best_val_loss:
-            best_state = state
-            best_step, best_epoch, stale = step, epochs, 0
-            best_val_loss, best_train_loss = val_loss, train_loss
-        else:
-            stale += 1
-            if stale >= config.early_stopping_patience:
-                stopped_early = "patience"
-                break
+        progress = call.progress
+        ran, stale = (int(value) for value in np.asarray(call.status))
+        length = call.steps.starts.shape[1]
+        train_losses, val_losses = (np.asarray(losses) for losses in call.losses)
+        for row in range(ran):
+            step += length
+            if call.steps.ends_epoch:
+                epochs += 1
+                _log_epoch(metrics, epochs, step, float(train_losses[row]), float(val_losses[row]))
+        epoch_open = not call.steps.ends_epoch
+        if stale >= config.early_stopping_patience:
+            stopped_early = "patience"
+            break
     if stopped_early is None and queue.out_of_time:
         stopped_early = "time_budget"
+        if epoch_open:  # the deadline cut an epoch short: validate where it stopped
+            progress, (train_loss, val_loss) = end_epoch(graphdef, progress, validation)
+            epochs += 1
+            _log_epoch(metrics, epochs, step, float(train_loss), float(val_loss))
 
     # the kept model's scores and rank IC (the initial model's when no epoch ran)
-    best_params, best_opt_state = jax.tree.unflatten(treedef, best_state)
-    best_evaluation = eval_step(graphdef, best_params, *validation)
+    best_params, best_opt_state = progress.best_params, progress.best_opt_state
+    best_evaluation = eval_step(graphdef, best_params, validation.columns, validation.targets)
+    best_val_loss = float(progress.best_loss)
     if best_val_loss == float("inf"):
         best_val_loss = float(best_evaluation["loss"])
+    best_step, best_epoch = int(progress.best_step), int(progress.best_epoch)
     scores = np.zeros(data.val_mask.shape, dtype=np.float32)
     scores[data.val_mask] = np.asarray(best_evaluation["scores"])
     val = {
         "loss": best_val_loss,
-        "rank_ic": rank_ic(scores, data.y_val, data.val_mask),
+        "rank_ic": rank_ic(scores, data.y_val, data.val_mask, target_ranks=target_ranks),
     }
     metrics.log(best_step, "val", {"rank_ic": val["rank_ic"]})
     log.info(
@@ -371,7 +469,11 @@ def fit(
         val["rank_ic"],
         f" (stopped early: {stopped_early})" if stopped_early else "",
     )
-    best = {"val_loss": val["loss"], "val_rank_ic": val["rank_ic"], "train_loss": best_train_loss}
+    best = {
+        "val_loss": val["loss"],
+        "val_rank_ic": val["rank_ic"],
+        "train_loss": float(progress.best_train_loss),
+    }
     nnx.update(model, best_params)
     nnx.update(optimizer.opt_state, nnx.state(best_opt_state))
     optimizer.step[...] = best_step
@@ -386,6 +488,13 @@ def fit(
         stopped_early=stopped_early,
         train_seconds=time.monotonic() - started,
     )
+
+
+def _log_epoch(metrics: MetricsLog, epoch: int, step: int, train_loss: float, val_loss: float
+               ) -> None:
+    metrics.log(step, "train", {"loss": train_loss, "epoch": epoch})
+    metrics.log(step, "val", {"loss": val_loss})
+    log.info("epoch %d step %d: train loss %.5f, val loss %.5f", epoch, step, train_loss, val_loss)
 
 
 def train_and_evaluate(

@@ -18,7 +18,7 @@ from trainer import train
 from trainer.checkpoint import make_optimizer
 from trainer.config import ResolvedConfig
 from trainer.dataset import open_feed
-from trainer.models import build_model, init_params
+from trainer.models import Moments, build_model, init_params
 from trainer.train import BatchPlan, fit, rank_ic, train_and_evaluate, train_step
 from trainer.window import TrainingData, build_training_data
 
@@ -92,23 +92,47 @@ def test_scoring_columns_is_the_same_function_with_the_same_gradients(
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("model", ["linear", "mlp"])
-def test_fit_matches_a_plain_loop_of_single_steps(
-    model: str, make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
+def test_a_linear_scorers_squared_error_from_moments_is_the_sum_over_the_rows(
+    make_config: Callable[..., ResolvedConfig],
 ) -> None:
-    """The queued, scanned epochs train exactly the batches a plain loop would, in order."""
-    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4)  # several calls per epoch
+    """Validation reads a linear scorer's loss off the rows' moments: the same number."""
+    rng = np.random.default_rng(4)
+    columns = rng.standard_t(4, size=(6, 5000)).astype(np.float32)
+    targets = (3.0 + 5.0 * rng.standard_t(4, size=5000)).astype(np.float32)  # a large mean
+    moments = Moments.of(columns, targets)
+    for seed in range(3):
+        scorer = build_model(make_config(model="linear", seed=seed).train, 6)
+        nnx.update(scorer, jax.tree.map(lambda w: 20 * w, nnx.state(scorer, nnx.Param)))
+        scores = np.asarray(scorer.score_columns(columns), dtype=np.float64)
+        expected = np.sum((scores - targets) ** 2)
+        assert float(scorer.squared_error(moments)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("model", "calls"),
+    [("linear", "pieces of epochs"), ("mlp", "pieces of epochs"), ("linear", "runs of epochs")],
+)
+def test_fit_matches_a_plain_loop_of_single_steps(
+    model: str, calls: str, make_config: Callable[..., ResolvedConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The queued calls train exactly the batches a plain loop would, in order, whether a call
+    holds a piece of an epoch or several epochs (the last call padded)."""
     config = make_config(model=model, epochs=4, early_stopping_patience=100)
+    data = _data(config)
+    plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
+    # several calls per epoch, or three epochs a call (4 epochs: the second call is padded)
+    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4 if calls == "pieces of epochs"
+                        else 3 * plan.steps + 1)
+    assert plan.steps > 2 * 4
     metrics = _Recorder()
-    fitted, data = _fit(config, metrics)
+    fitted = fit(config.train, data, metrics, deadline=time.monotonic() + 600)
 
     # the reference: one jitted step per batch, in the plan's order, synchronously
     graphdef, params = init_params(config.train, data.x_train.shape[1])
     optimizer = make_optimizer(nnx.merge(graphdef, params), config.train)
     opt_state, tx = nnx.as_pure(optimizer.opt_state), optimizer.tx
-    plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
     x, y = data.x_train[plan.order], data.y_train[plan.order]
-    assert plan.steps > 2 * train.MAX_STEPS_PER_CALL
     per_epoch, val_losses = [], []
     x_val, y_val = data.x_val[data.val_mask], data.y_val[data.val_mask]
     for _ in range(config.train.epochs):
@@ -121,6 +145,8 @@ def test_fit_matches_a_plain_loop_of_single_steps(
         val_losses.append(float(np.mean((scores - y_val) ** 2)))
 
     assert fitted.steps_completed == config.train.epochs * plan.steps
+    assert [step for step, split, metric, _ in metrics.rows if (split, metric) == ("val", "loss")
+            ] == [plan.steps * (epoch + 1) for epoch in range(config.train.epochs)]
     np.testing.assert_allclose(metrics.series("val", "loss"), val_losses, rtol=1e-4)
     assert fitted.best_epoch == int(np.argmin(val_losses)) + 1
     assert fitted.best_step == fitted.best_epoch * plan.steps
@@ -163,20 +189,64 @@ def test_rank_ic_averages_tied_ranks_like_scipy() -> None:
     assert np.isnan(rank_ic(scores, targets, np.zeros_like(mask)))
 
 
+@pytest.mark.parametrize("epochs_per_call", [None, 2, 0])  # None: the default; 0: pieces
 def test_early_stopping_keeps_the_best_epoch(
-    make_config: Callable[..., ResolvedConfig],
+    epochs_per_call: int | None, make_config: Callable[..., ResolvedConfig],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The device stops after ``patience`` epochs without a better validation loss, in the
+    middle of a call or between calls, and keeps the best epoch's weights and losses."""
+    config = make_config(epochs=60, learning_rate=0.05, early_stopping_patience=2)
+    data = _data(config)
+    plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
+    if epochs_per_call is not None:
+        monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", max(4, epochs_per_call * plan.steps))
     metrics = _Recorder()
-    fitted, _ = _fit(make_config(epochs=60, learning_rate=0.05, early_stopping_patience=2), metrics)
+    fitted = fit(config.train, data, metrics, deadline=time.monotonic() + 600)
     val_losses = metrics.series("val", "loss")
-    assert len(val_losses) == fitted.epochs_completed
+    assert fitted.stopped_early == "patience"
+    assert len(val_losses) == fitted.epochs_completed == fitted.best_epoch + 2
     assert fitted.best_epoch == int(np.argmin(val_losses)) + 1
+    assert fitted.best_step == fitted.best_epoch * plan.steps
+    assert fitted.steps_completed == fitted.epochs_completed * plan.steps
     assert fitted.best["val_loss"] == pytest.approx(min(val_losses), rel=1e-6)
-    assert fitted.stopped_early in {"patience", None}
-    if fitted.stopped_early == "patience":
-        assert fitted.epochs_completed == fitted.best_epoch + 2
-    else:
-        assert fitted.epochs_completed == 60
+    best_train_loss = metrics.series("train", "loss")[fitted.best_epoch - 1]
+    assert fitted.best["train_loss"] == pytest.approx(best_train_loss, rel=1e-6)
+
+
+def test_a_deadline_in_the_middle_of_an_epoch_validates_where_training_stopped(
+    make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epochs in pieces of 4 steps; the clock passes the deadline once 5 calls are queued:
+    the first epoch and one piece of the second run, and that piece is validated as an epoch."""
+    config = make_config(epochs=10, early_stopping_patience=100)
+    data = _data(config)
+    plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
+    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4)
+    pieces = -(-plan.steps // 4)
+    queued = []
+    real_train_epochs = train.train_epochs
+
+    def counting(*args, **kwargs):
+        queued.append(args[3])  # ends_epoch
+        return real_train_epochs(*args, **kwargs)
+
+    class Clock:  # before the (pieces + 1)-th call is queued: 0 s; after it, past the deadline
+        @staticmethod
+        def monotonic() -> float:
+            return 0.0 if len(queued) <= pieces else 100.0
+
+    monkeypatch.setattr(train, "train_epochs", counting)
+    monkeypatch.setattr(train, "time", Clock)
+    metrics = _Recorder()
+    fitted = fit(config.train, data, metrics, deadline=10.0)
+    assert len(queued) == pieces + 1 and not queued[-1]
+    assert fitted.stopped_early == "time_budget"
+    assert fitted.epochs_completed == 2 == len(metrics.series("val", "loss"))
+    first_piece = int(np.linspace(0, plan.steps, pieces + 1).round()[1])
+    assert fitted.steps_completed == plan.steps + first_piece
+    assert [step for step, split, _, _ in metrics.rows if split == "train"][-1] == (
+        fitted.steps_completed)
 
 
 def test_soft_deadline_stops_evaluates_and_still_writes_the_bundle(
