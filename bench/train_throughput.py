@@ -21,7 +21,7 @@ On a shared machine, the median of each repeat's own ratio (trainer against that
 ceiling) is the steadiest figure, and the long run end to end steadier than each extra epoch
 (a difference of two noisy times).
 
-    .venv/bin/python bench/train_throughput.py [--repeats 7] [--long-epochs 1000] [--model mlp]
+    .venv/bin/python bench/train_throughput.py [--repeats 7] [--long-epochs 3000] [--model mlp]
                                                [--all-layouts]
 """
 
@@ -194,7 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
-    parser.add_argument("--long-epochs", type=int, default=1000)
+    parser.add_argument("--long-epochs", type=int, default=3000)
     parser.add_argument("--model", choices=["linear", "mlp"], default="linear")
     parser.add_argument("--datasets-root", type=Path, default=None)
     parser.add_argument(

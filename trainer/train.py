@@ -301,7 +301,7 @@ class BatchPlan:
         ``MAX_STEPS_PER_CALL`` steps (one step more than that when an epoch alone is longer):
         runs of whole epochs, or, when an epoch is longer than that, its pieces."""
         if self.steps <= MAX_STEPS_PER_CALL:
-            per_call = max(1, min(epochs, MAX_STEPS_PER_CALL // self.steps))
+            per_call = MAX_STEPS_PER_CALL // self.steps  # whatever the epochs: one shape
             for first in range(0, epochs, per_call):
                 rows = min(per_call, epochs - first)
                 starts = np.zeros((per_call, self.steps), dtype=np.int32)  # padded: one shape
