@@ -15,7 +15,8 @@ uses that much history and no more).
 A run is a pipeline over four threads (see :class:`_Context`): the main thread predicts and
 settles one version after another, grouped by feature configuration, while the features of
 the next configuration are computed, and each version's predictions are written and, after
-them, its scores inserted.
+them, its scores inserted. A bundle must match the
+SHA256SUMS registered with its version, and every file its SHA256SUMS.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
         versions = shadowed_versions(engine)
         through = settled_through(versions, landed, settled_so_far(engine, versions))
         first = min(first_unsettled(versions, landed, through), len(landed) - 1)
-        returns = feed.returns(start=landed[max(0, first - (WARMUP_DAYS - 1))], landed=landed)
+        start = max(0, first - (WARMUP_DAYS - 1))
+        returns = feed.returns(start=landed[start], landed=landed)
 
         def keep_lease() -> bool:
             nonlocal renewed
@@ -151,7 +153,8 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
 
         started: list[VersionOutcome] = []
         with _Context(config, engine, returns, PredictionStore(
-                config.artefacts_root / "shadow" / "predictions"), through) as context:
+                config.artefacts_root / "shadow" / "predictions"), through,
+                      settles_from=first - start) as context:
             work: list[_Work] = []
             for version in versions:  # which days, and each model verified and restored
                 if not keep_lease():
@@ -212,8 +215,10 @@ class _Context:
 
     Every version's model is verified and restored first (:meth:`prepare`), so the run knows
     which feature configurations it needs; versions are then scored grouped by configuration
-    (:meth:`schedule`), the first configuration's features computed on the main thread while the
-    others are computed on the features thread. Then a pipeline: version k is predicted, its
+    (:meth:`schedule`), the first configuration's features computed on the main thread while
+    the features thread ranks the outcomes and computes the other configurations' features.
+    (Not while bundles are verified: that is Python holding the GIL, and both ran slower
+    side by side than one after the other.) Then a pipeline: version k is predicted, its
     Parquet write handed to the predictions thread, and it is settled from memory while the
     file is written; its score rows go to the scores thread, which inserts them (one
     transaction) only once the predictions are on disk. If they cannot be stored (a full or
@@ -224,8 +229,8 @@ class _Context:
     """
 
     def __init__(self, config: PodiumConfig, engine: Engine, returns: pd.DataFrame,
-                 predictions: PredictionStore, through: dict[str, dt.date] | None = None
-                 ) -> None:
+                 predictions: PredictionStore, through: dict[str, dt.date] | None = None,
+                 *, settles_from: int | None = None) -> None:
         self.config, self.engine, self.predictions = config, engine, predictions
         self.returns = returns
         self.days: list[dt.date] = [d.date() for d in pd.DatetimeIndex(returns.index)]
@@ -234,8 +239,11 @@ class _Context:
         self.matrix = returns.to_numpy(dtype=np.float64)
         self._through = through or {}
         self._features: dict[tuple, np.ndarray | Future] = {}
-        self._return_ranks: np.ndarray | None = None  # from row _ranked_from on
+        self._return_ranks: np.ndarray | Future | None = None  # from row _ranked_from on
         self._ranked_from = 0
+        # the first day to settle (row of matrix), when known: its outcome's ranks are computed
+        # on the features thread, after the first features
+        self._settles_from = settles_from
         self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-predictions")
         self._scores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-scores")
         self._inserts: list[Future] = []
@@ -246,7 +254,7 @@ class _Context:
 
     def __exit__(self, kind: object, *exc: object) -> None:
         drop = self._abandoned or kind is not None
-        for features in self._features.values():
+        for features in [*self._features.values(), self._return_ranks]:
             if isinstance(features, Future):
                 features.cancel()  # not needed after all (a running one finishes unread)
         try:
@@ -276,7 +284,8 @@ class _Context:
         work = _Work(version, VersionOutcome(version.version_id), predicted, pending)
         if pending:
             try:
-                work.predictor = load_model(self.config.artefacts_root / version.bundle_path)
+                work.predictor = load_model(self.config.artefacts_root / version.bundle_path,
+                                            expected_digest=version.bundle_digest)
             except (IntegrityError, IntegrityFailure) as exc:
                 self._failed(work.outcome, exc)
                 work.failed = True
@@ -284,13 +293,17 @@ class _Context:
 
     def schedule(self, work: list[_Work]) -> list[_Work]:
         """``work`` in the order to score it: what needs no features first, then grouped by
-        feature configuration; every configuration but the first is handed to the features
-        thread now, to be ready when its versions come."""
+        feature configuration. The features thread is handed the outcomes' ranks, which
+        settling needs first, then every configuration's features but the first one's."""
         first_of: dict[tuple, TrainConfig] = {}
         for item in work:
             if item.predictor is not None:
                 first_of.setdefault(item.feature_key, item.predictor.config)
         keys = list(first_of)
+        if self._return_ranks is None and self._settles_from is not None and keys:
+            first = min(self._settles_from + 1, len(self.days) - 1)
+            self._return_ranks = _features_thread().submit(_ranks_from, self.matrix, first)
+            self._ranked_from = first
         for key in keys[1:]:
             if key not in self._features:
                 self._features[key] = _features_thread().submit(compute_features, self.matrix,
@@ -402,9 +415,10 @@ class _Context:
         """Ranks of the returns on ``rows`` (of :attr:`matrix`), shared by the versions: every
         day from the first one asked for is ranked once (the warm-up days before never are)."""
         first = rows.start if isinstance(rows, slice) else min(rows)
+        if isinstance(self._return_ranks, Future):
+            self._return_ranks = self._return_ranks.result()
         if self._return_ranks is None or first < self._ranked_from:
-            self._return_ranks = np.full(self.matrix.shape, np.nan)
-            self._return_ranks[first:] = ranks(self.matrix[first:])
+            self._return_ranks = _ranks_from(self.matrix, first)
             self._ranked_from = first
         return self._return_ranks[rows]
 
@@ -448,6 +462,13 @@ def _features_thread() -> ThreadPoolExecutor:
     """One thread per process for features, kept between runs: a fresh thread's first large
     NumPy arrays come from a fresh malloc arena and run about twice as slow."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-features")
+
+
+def _ranks_from(matrix: np.ndarray, first: int) -> np.ndarray:
+    """Ranks of each row of ``matrix`` from row ``first`` on (NaN before)."""
+    ranked = np.full(matrix.shape, np.nan)
+    ranked[first:] = ranks(matrix[first:])
+    return ranked
 
 
 def _feature_key(train_config: TrainConfig) -> tuple:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from trainer.serving import Predictor
 
 
-def load_model(bundle_dir: Any) -> Predictor:
-    """Verify a bundle's SHA256SUMS, restore its checkpoint and return its predictor."""
+def load_model(bundle_dir: Any, *, expected_digest: str | None = None) -> Predictor:
+    """Verify a bundle's SHA256SUMS (and its digest, when given), restore its checkpoint and
+    return its predictor."""
     from trainer.serving import load_model as _load_model
 
-    return _load_model(bundle_dir)
+    return _load_model(bundle_dir, expected_digest=expected_digest)

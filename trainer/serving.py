@@ -100,16 +100,22 @@ class Predictor:
         )
 
 
-def load_model(bundle_dir: str | Path) -> Predictor:
+def load_model(bundle_dir: str | Path, *, expected_digest: str | None = None) -> Predictor:
     """Verify SHA256SUMS, restore the Orbax checkpoint, return a :class:`Predictor`.
 
-    Raises :class:`trainer.checksums.IntegrityError` when any file differs from its checksum.
-    Every call verifies; a bundle whose verified SHA256SUMS this process has restored before is
-    not restored again (the same digest pins the same bytes of every file).
+    Raises :class:`trainer.checksums.IntegrityError` when any file differs from its checksum,
+    or when SHA256SUMS itself is not the one whose SHA-256 is ``expected_digest`` (a bundle
+    replaced by another, sealed one). Every call verifies; a bundle whose verified SHA256SUMS
+    this process has restored before is not restored again (the same digest pins the same
+    bytes of every file).
     """
     bundle_dir = Path(bundle_dir)
     verify_sha256sums(bundle_dir)
-    key = (bundle_dir.resolve(), sums_digest(bundle_dir))
+    digest = sums_digest(bundle_dir)
+    if expected_digest is not None and digest != expected_digest:
+        raise IntegrityError(f"{bundle_dir}: SHA256SUMS differs from the one registered "
+                             "(the bundle was replaced)")
+    key = (bundle_dir.resolve(), digest)
     if key in _restored:
         model, config, metadata, split = _restored[key]
         return Predictor(model, config, metadata, bundle_dir, split)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -117,6 +118,27 @@ def test_a_corrupt_bundle_is_skipped_with_a_recorded_error(shadow_env) -> None:
     assert set(scores(engine)["version_id"]) == {versions[1]}
 
 
+def test_a_bundle_replaced_by_another_sealed_one_is_skipped(shadow_env) -> None:
+    """Every file matches its SHA256SUMS, but SHA256SUMS is not the one registered: the
+    version is not scored with weights it was not registered with."""
+    config, engine, versions = shadow_env
+    land_days(config.datasets_root, config.market, 10)
+    replaced, other = versions
+    with read_session(engine) as session:
+        bundle, donor = (config.artefacts_root / store.get_version(session, v).bundle_path
+                         for v in (replaced, other))
+    shutil.rmtree(bundle)
+    shutil.copytree(donor, bundle)
+    result = run_shadow(config, engine)
+    outcome = {v.version_id: v for v in result.versions}
+    assert "differs from the one registered" in outcome[replaced].error
+    assert outcome[other].settled == 9 and outcome[other].error is None
+    with read_session(engine) as session:
+        errors = session.exec(select(ShadowError)).all()
+    assert [(e.version_id, e.code) for e in errors] == [(replaced, "integrity_failure")]
+    assert set(scores(engine)["version_id"]) == {other}
+
+
 def test_predictions_that_cannot_be_stored_leave_that_version_unscored(shadow_env) -> None:
     """Scores are inserted only once their predictions are on disk: where they cannot be
     written, the version gets a recorded storage_error and no score, and the others go on."""
@@ -158,7 +180,7 @@ def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) ->
 
 def test_each_feature_configuration_is_computed_once_a_run(shadow_env, monkeypatch) -> None:
     """Each feature configuration's features are computed once per run: the first one needed on
-    the main thread, the others on the features thread meanwhile."""
+    the main thread, the others on the features thread meanwhile (after the outcomes' ranks)."""
     config, engine, versions = shadow_env
     land_days(config.datasets_root, config.market, 6)
     computed = []
@@ -170,7 +192,8 @@ def test_each_feature_configuration_is_computed_once_a_run(shadow_env, monkeypat
     monkeypatch.setattr("shadow.runner.compute_features", counted)
     feed = open_feed(config.datasets_root, config.market)
     with _Context(config, engine, feed.returns(),
-                  PredictionStore(config.artefacts_root / "shadow/predictions")) as context:
+                  PredictionStore(config.artefacts_root / "shadow/predictions"),
+                  settles_from=0) as context:
         work = [context.prepare(version) for version in shadowed_versions(engine)]
         order = context.schedule(work)
         assert len({item.feature_key for item in order}) == 2

@@ -110,6 +110,31 @@ def test_a_flipped_byte_is_refused(bundles: dict, tmp_path: Path) -> None:
         load_model(copy)
 
 
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("../outside", "path escapes the bundle"),
+        ("checkpoint/../../outside", "path escapes the bundle"),
+        ("/etc/passwd", "path escapes the bundle"),
+        ("metadata.json extra", None),  # a name with a space is a name, and is not in the bundle
+    ],
+)
+def test_a_sums_file_naming_paths_outside_the_bundle_is_refused(
+    bundles: dict, tmp_path: Path, line: str, error: str | None
+) -> None:
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundles["linear"][0], copy)
+    sums = copy / "SHA256SUMS"
+    sums.write_text(sums.read_text() + f"{'0' * 64}  {line}\n")
+    with pytest.raises(IntegrityError, match=error or "listed in SHA256SUMS but missing"):
+        verify_sha256sums(copy)
+    if error:
+        with pytest.raises(IntegrityError, match=error):
+            read_sha256sums(copy)
+
+
 class _Silent:
     def log(self, step: int, split: str, values: dict) -> None:
         pass
