@@ -6,7 +6,7 @@ from pathlib import Path
 
 from registry.errors import IntegrityFailure, InvalidInput
 from registry.ids import validate_slug, validate_version_id
-from trainer.checksums import IntegrityError, sums_digest, verify_sha256sums
+from trainer.checksums import IntegrityError, verified_digest
 
 
 def bundle_dir(artefacts_root: Path, *, track: str, version_id: str) -> Path:
@@ -28,12 +28,6 @@ def relative_bundle_path(artefacts_root: Path, path: Path) -> str:
 def verify_bundle(path: Path, *, expected_digest: str | None = None) -> str:
     """Check every file against SHA256SUMS (and SHA256SUMS against the registered digest)."""
     try:
-        verify_sha256sums(path)
-        digest = sums_digest(path)
+        return verified_digest(path, expected_digest=expected_digest)
     except IntegrityError as exc:
         raise IntegrityFailure(str(exc)) from None
-    if expected_digest is not None and digest != expected_digest:
-        raise IntegrityFailure(
-            f"{path}: SHA256SUMS differs from the one registered (the bundle was replaced)"
-        )
-    return digest

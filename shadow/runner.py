@@ -15,8 +15,8 @@ uses that much history and no more).
 A run is a pipeline over four threads (see :class:`_Context`): the main thread predicts and
 settles one version after another, grouped by feature configuration, while the features of
 the next configuration are computed, and each version's predictions are written and, after
-them, its scores inserted. A bundle must match the
-SHA256SUMS registered with its version, and every file its SHA256SUMS.
+them, its scores inserted. A bundle must match the SHA256SUMS registered with its version,
+and every file its SHA256SUMS.
 """
 
 from __future__ import annotations

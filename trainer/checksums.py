@@ -102,3 +102,15 @@ def verify_sha256sums(bundle_dir: Path) -> dict[str, str]:
 def sums_digest(bundle_dir: Path) -> str:
     """SHA-256 of the SHA256SUMS file itself: one digest that pins the whole bundle."""
     return sha256_file(Path(bundle_dir) / SUMS_NAME)
+
+
+def verified_digest(bundle_dir: Path, *, expected_digest: str | None = None) -> str:
+    """:func:`verify_sha256sums`, then the :func:`sums_digest` that pins the bundle, which must
+    be ``expected_digest`` when one is given (the digest registered: another bundle, however
+    well sealed, is not this one). Returns the digest or raises ``IntegrityError``."""
+    verify_sha256sums(bundle_dir)
+    digest = sums_digest(bundle_dir)
+    if expected_digest is not None and digest != expected_digest:
+        raise IntegrityError(f"{bundle_dir}: SHA256SUMS differs from the one registered "
+                             "(the bundle was replaced)")
+    return digest

@@ -22,7 +22,7 @@ import pandas as pd
 from flax import nnx
 
 from trainer.checkpoint import restore_model
-from trainer.checksums import IntegrityError, sums_digest, verify_sha256sums
+from trainer.checksums import IntegrityError, verified_digest
 from trainer.config import TrainConfig
 from trainer.features import compute_features, feature_names
 from trainer.models import Scorer
@@ -110,12 +110,7 @@ def load_model(bundle_dir: str | Path, *, expected_digest: str | None = None) ->
     bytes of every file).
     """
     bundle_dir = Path(bundle_dir)
-    verify_sha256sums(bundle_dir)
-    digest = sums_digest(bundle_dir)
-    if expected_digest is not None and digest != expected_digest:
-        raise IntegrityError(f"{bundle_dir}: SHA256SUMS differs from the one registered "
-                             "(the bundle was replaced)")
-    key = (bundle_dir.resolve(), digest)
+    key = (bundle_dir.resolve(), verified_digest(bundle_dir, expected_digest=expected_digest))
     if key in _restored:
         model, config, metadata, split = _restored[key]
         return Predictor(model, config, metadata, bundle_dir, split)

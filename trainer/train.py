@@ -298,8 +298,8 @@ class BatchPlan:
 
     def calls(self, epochs: int) -> Iterator[_Steps]:
         """The :func:`train_epochs` calls of ``epochs`` epochs, in order, each of at most
-        ``MAX_STEPS_PER_CALL`` steps (one step more than that when an epoch alone is longer):
-        runs of whole epochs, or, when an epoch is longer than that, its pieces."""
+        ``MAX_STEPS_PER_CALL`` steps: runs of whole epochs, or, when an epoch is longer than
+        that, its pieces."""
         if self.steps <= MAX_STEPS_PER_CALL:
             per_call = MAX_STEPS_PER_CALL // self.steps  # whatever the epochs: one shape
             for first in range(0, epochs, per_call):
@@ -418,13 +418,12 @@ def fit(
         return train_epochs(graphdef, tx, plan.batch_size, steps.ends_epoch, progress, x, y,
                             steps.starts, np.int32(steps.rows), patience, validation)
 
-    queue = _CallQueue(run, plan.calls(config.epochs), Progress.start(params, opt_state),
-                       deadline=deadline)
+    progress = Progress.start(params, opt_state)  # what is kept if no call runs
+    queue = _CallQueue(run, plan.calls(config.epochs), progress, deadline=deadline)
     # what the end needs, while the first calls run
     model = nnx.merge(graphdef, params)
     optimizer = make_optimizer(model, config)
     target_ranks = centred_ranks(data.y_val, data.val_mask)
-    progress = Progress.start(params, opt_state)
     step, epochs, stopped_early = 0, 0, None
     epoch_open = False  # the last call ended in the middle of an epoch
     while (call := queue.pop()) is not None:

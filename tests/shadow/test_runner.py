@@ -180,7 +180,7 @@ def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) ->
 
 def test_each_feature_configuration_is_computed_once_a_run(shadow_env, monkeypatch) -> None:
     """Each feature configuration's features are computed once per run: the first one needed on
-    the main thread, the others on the features thread meanwhile (after the outcomes' ranks)."""
+    the main thread, the others on the features thread meanwhile."""
     config, engine, versions = shadow_env
     land_days(config.datasets_root, config.market, 6)
     computed = []

@@ -14,7 +14,13 @@ import yaml
 from flax import nnx
 
 from trainer import TRAINER_CODE_VERSION, load_model
-from trainer.checksums import IntegrityError, read_sha256sums, verify_sha256sums
+from trainer.checksums import (
+    IntegrityError,
+    read_sha256sums,
+    sums_digest,
+    verified_digest,
+    verify_sha256sums,
+)
 from trainer.dataset import open_feed
 from trainer.train import fit
 from trainer.window import build_training_data
@@ -108,6 +114,15 @@ def test_a_flipped_byte_is_refused(bundles: dict, tmp_path: Path) -> None:
     victim.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="checksum mismatch"):
         load_model(copy)
+
+
+def test_a_bundle_is_loaded_only_under_the_digest_it_was_registered_with(bundles: dict) -> None:
+    linear, mlp = bundles["linear"][0], bundles["mlp"][0]
+    digest = verified_digest(linear)
+    assert digest == sums_digest(linear) != sums_digest(mlp)
+    assert load_model(linear, expected_digest=digest).feature_names
+    with pytest.raises(IntegrityError, match="differs from the one registered"):
+        load_model(linear, expected_digest=sums_digest(mlp))
 
 
 @pytest.mark.parametrize(
