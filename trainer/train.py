@@ -138,9 +138,12 @@ class Progress(NamedTuple):
 
     @classmethod
     def start(cls, params, opt_state) -> Progress:
+        """Before the first epoch. Typed as a call returns it (no weakly typed scalars), so
+        every call of a run has the same signature and compiles once."""
         zero = jnp.zeros((), jnp.int32)
-        return cls(params, opt_state, params, opt_state, jnp.asarray(jnp.inf),
-                   jnp.asarray(jnp.nan), zero, zero, zero, zero, zero, jnp.zeros(()), zero)
+        return cls(params, opt_state, params, opt_state, jnp.full((), jnp.inf, jnp.float32),
+                   jnp.full((), jnp.nan, jnp.float32), zero, zero, zero, zero, zero,
+                   jnp.zeros((), jnp.float32), zero)
 
 
 def _end_epoch(graphdef: nnx.GraphDef, progress: Progress, validation: Validation

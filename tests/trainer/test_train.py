@@ -156,6 +156,29 @@ def test_fit_matches_a_plain_loop_of_single_steps(
     assert int(fitted.optimizer.step[...]) == fitted.best_step
 
 
+def test_every_call_of_a_run_has_the_same_signature(
+    make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress a call starts from is typed like the one it returns (no weakly typed
+    scalars at the start), so a run of many calls compiles ``train_epochs`` once, not twice."""
+    config = make_config(epochs=6, early_stopping_patience=100)
+    data = _data(config)
+    plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
+    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 2 * plan.steps)  # 3 calls of 2 epochs
+    signatures = []
+    real_train_epochs = train.train_epochs
+
+    def recording(*args, **kwargs):
+        signatures.append([(np.shape(a), a.dtype, getattr(a, "weak_type", False))
+                           for a in jax.tree.leaves(args[4:])])  # the arrays passed
+        return real_train_epochs(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_epochs", recording)
+    fit(config.train, data, _Recorder(), deadline=time.monotonic() + 600)
+    assert len(signatures) == 3
+    assert signatures[1] == signatures[0] == signatures[2]
+
+
 def test_rank_ic_matches_scipy_spearman() -> None:
     rng = np.random.default_rng(3)
     scores, targets = rng.normal(size=(6, 30)), rng.normal(size=(6, 30))
@@ -214,6 +237,28 @@ def test_early_stopping_keeps_the_best_epoch(
     assert fitted.best["train_loss"] == pytest.approx(best_train_loss, rel=1e-6)
 
 
+def _clock_passes_deadline_once_queued(calls: int, monkeypatch: pytest.MonkeyPatch
+                                       ) -> list[bool]:
+    """The trainer's clock reads 0 s until ``calls`` calls of ``train_epochs`` are queued, then
+    1000 s (past any deadline here), however fast the machine trains; returns each queued
+    call's ``ends_epoch``."""
+    queued: list[bool] = []
+    real_train_epochs = train.train_epochs
+
+    def counting(*args, **kwargs):
+        queued.append(args[3])  # ends_epoch
+        return real_train_epochs(*args, **kwargs)
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return 0.0 if len(queued) < calls else 1000.0
+
+    monkeypatch.setattr(train, "train_epochs", counting)
+    monkeypatch.setattr(train, "time", Clock)
+    return queued
+
+
 def test_a_deadline_in_the_middle_of_an_epoch_validates_where_training_stopped(
     make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,20 +269,7 @@ def test_a_deadline_in_the_middle_of_an_epoch_validates_where_training_stopped(
     plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
     monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4)
     pieces = -(-plan.steps // 4)
-    queued = []
-    real_train_epochs = train.train_epochs
-
-    def counting(*args, **kwargs):
-        queued.append(args[3])  # ends_epoch
-        return real_train_epochs(*args, **kwargs)
-
-    class Clock:  # before the (pieces + 1)-th call is queued: 0 s; after it, past the deadline
-        @staticmethod
-        def monotonic() -> float:
-            return 0.0 if len(queued) <= pieces else 100.0
-
-    monkeypatch.setattr(train, "train_epochs", counting)
-    monkeypatch.setattr(train, "time", Clock)
+    queued = _clock_passes_deadline_once_queued(pieces + 1, monkeypatch)
     metrics = _Recorder()
     fitted = fit(config.train, data, metrics, deadline=10.0)
     assert len(queued) == pieces + 1 and not queued[-1]
@@ -250,13 +282,16 @@ def test_a_deadline_in_the_middle_of_an_epoch_validates_where_training_stopped(
 
 
 def test_soft_deadline_stops_evaluates_and_still_writes_the_bundle(
-    make_config: Callable[..., ResolvedConfig], tmp_path: Path
+    make_config: Callable[..., ResolvedConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The clock passes 90 % of the budget once two calls are queued (however fast the
+    machine trains): training stops there, and the bundle is still evaluated and written."""
     from trainer import load_model
 
     config = make_config(epochs=10_000, time_budget_seconds=20, early_stopping_patience=10_000)
-    # the run "started" 17 s ago: 90 % of the 20 s budget leaves one second to train
-    result = train_and_evaluate(config, tmp_path / "bundle", started=time.monotonic() - 17)
+    queued = _clock_passes_deadline_once_queued(2, monkeypatch)
+    result = train_and_evaluate(config, tmp_path / "bundle", started=0.0)  # deadline at 18 s
+    assert len(queued) == 2
     assert result["status"] == "ok"
     assert result["stopped_early"] == "time_budget"
     assert result["epochs_completed"] < 10_000
