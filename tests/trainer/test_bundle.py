@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -101,8 +102,6 @@ def test_reload_gives_the_predictions_from_before_saving(bundles: dict, model: s
 
 
 def test_a_flipped_byte_is_refused(bundles: dict, tmp_path: Path) -> None:
-    import shutil
-
     copy = tmp_path / "bundle"
     shutil.copytree(bundles["linear"][0], copy)
     victim = next(
@@ -137,8 +136,6 @@ def test_a_bundle_is_loaded_only_under_the_digest_it_was_registered_with(bundles
 def test_a_sums_file_naming_paths_outside_the_bundle_is_refused(
     bundles: dict, tmp_path: Path, line: str, error: str | None
 ) -> None:
-    import shutil
-
     copy = tmp_path / "bundle"
     shutil.copytree(bundles["linear"][0], copy)
     sums = copy / "SHA256SUMS"

@@ -156,6 +156,20 @@ def test_fit_matches_a_plain_loop_of_single_steps(
     assert int(fitted.optimizer.step[...]) == fitted.best_step
 
 
+def _recorded_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """The positional arguments of every ``train_epochs`` call ``fit`` queues, as it queues
+    them (the calls still run)."""
+    calls: list[tuple] = []
+    real_train_epochs = train.train_epochs
+
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return real_train_epochs(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_epochs", recording)
+    return calls
+
+
 def test_every_call_of_a_run_has_the_same_signature(
     make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,16 +179,10 @@ def test_every_call_of_a_run_has_the_same_signature(
     data = _data(config)
     plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
     monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 2 * plan.steps)  # 3 calls of 2 epochs
-    signatures = []
-    real_train_epochs = train.train_epochs
-
-    def recording(*args, **kwargs):
-        signatures.append([(np.shape(a), a.dtype, getattr(a, "weak_type", False))
-                           for a in jax.tree.leaves(args[4:])])  # the arrays passed
-        return real_train_epochs(*args, **kwargs)
-
-    monkeypatch.setattr(train, "train_epochs", recording)
+    calls = _recorded_calls(monkeypatch)
     fit(config.train, data, _Recorder(), deadline=time.monotonic() + 600)
+    signatures = [[(np.shape(a), a.dtype, getattr(a, "weak_type", False))
+                   for a in jax.tree.leaves(args[4:])] for args in calls]  # the arrays passed
     assert len(signatures) == 3
     assert signatures[1] == signatures[0] == signatures[2]
 
@@ -238,23 +246,17 @@ def test_early_stopping_keeps_the_best_epoch(
 
 
 def _clock_passes_deadline_once_queued(calls: int, monkeypatch: pytest.MonkeyPatch
-                                       ) -> list[bool]:
+                                       ) -> list[tuple]:
     """The trainer's clock reads 0 s until ``calls`` calls of ``train_epochs`` are queued, then
-    1000 s (past any deadline here), however fast the machine trains; returns each queued
-    call's ``ends_epoch``."""
-    queued: list[bool] = []
-    real_train_epochs = train.train_epochs
-
-    def counting(*args, **kwargs):
-        queued.append(args[3])  # ends_epoch
-        return real_train_epochs(*args, **kwargs)
+    1000 s (past any deadline here), however fast the machine trains; returns the calls'
+    arguments."""
+    queued = _recorded_calls(monkeypatch)
 
     class Clock:
         @staticmethod
         def monotonic() -> float:
             return 0.0 if len(queued) < calls else 1000.0
 
-    monkeypatch.setattr(train, "train_epochs", counting)
     monkeypatch.setattr(train, "time", Clock)
     return queued
 
@@ -272,7 +274,7 @@ def test_a_deadline_in_the_middle_of_an_epoch_validates_where_training_stopped(
     queued = _clock_passes_deadline_once_queued(pieces + 1, monkeypatch)
     metrics = _Recorder()
     fitted = fit(config.train, data, metrics, deadline=10.0)
-    assert len(queued) == pieces + 1 and not queued[-1]
+    assert len(queued) == pieces + 1 and not queued[-1][3]  # ends_epoch
     assert fitted.stopped_early == "time_budget"
     assert fitted.epochs_completed == 2 == len(metrics.series("val", "loss"))
     first_piece = int(np.linspace(0, plan.steps, pieces + 1).round()[1])
