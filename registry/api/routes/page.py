@@ -65,11 +65,11 @@ def _render_leaderboard(request: Request, *, track: str | None, principal: Princ
         if track is not None and track not in tracks:
             raise NotFound(f"There is no track named {track!r}.", code="unknown_track")
         if tracks:
-            from registry.leaderboard import build_leaderboard  # pandas, scipy: when needed
+            from registry.evidence import read_leaderboard  # pandas, scipy: when needed
         boards = []
         for name in [track] if track else tracks:
             try:
-                boards.append(build_leaderboard(session, track=name, config=config))
+                boards.append(read_leaderboard(session, track=name, config=config))
             except NotFound:  # a track whose versions are all gone: nothing to show
                 boards.append({"track": name, "rows": [], "curves": {}, "winner": None,
                                "winner_reason": None})

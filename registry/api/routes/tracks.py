@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy import Dialect, Engine, bindparam, literal_column, select
+from sqlalchemy import Dialect, Engine, bindparam, select
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
@@ -102,11 +102,8 @@ router.add_api_route(
 
 
 _CHAMPION_FIELDS = ("version_id", "track", "bundle_path", "bundle_digest", "champion_since")
-# 'champion' is written into the SQL, not bound: with a bound state, SQLite re-plans the
-# statement on every execution (the partial unique index depends on the value).
 _CHAMPION_QUERY = select(*(getattr(ModelVersion, f) for f in _CHAMPION_FIELDS)).where(
-    ModelVersion.track == bindparam("track"),
-    ModelVersion.state == literal_column(f"'{State.CHAMPION.value}'"))
+    *store.champion_criteria(bindparam("track")))
 
 
 def champion_answer(engine: Engine, track: str) -> tuple[bytes, str]:
@@ -173,9 +170,9 @@ def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep,
                 config: ConfigDep) -> dict[str, Any]:
     if session.get(Track, track) is None:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    from registry.leaderboard import build_leaderboard  # pandas, scipy: on first use
+    from registry.evidence import read_leaderboard  # pandas, scipy: on first use
 
-    return build_leaderboard(session, track=track, config=config)
+    return read_leaderboard(session, track=track, config=config)
 
 
 @router.post("/{track:path}/rollback", response_model=TransitionResponse,
