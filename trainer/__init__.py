@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # Bumped when a change to the trainer changes what a config produces; part of every fingerprint.
-TRAINER_CODE_VERSION = "2"  # 2: models train on feature-major columns (same function, other floats)
+TRAINER_CODE_VERSION = "2"
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer.serving import Predictor
