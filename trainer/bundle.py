@@ -1,6 +1,6 @@
 """The artefact bundle: built in a temporary sibling, sealed with SHA256SUMS, renamed into place.
 
-Layout::
+Layout (docs/architecture.md, "The artefact bundle")::
 
     checkpoint/      Orbax: {"model", "optimizer", "step"}
     metadata.json    config, dataset, seeds, code, environment, architecture, window, metrics
