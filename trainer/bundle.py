@@ -115,11 +115,7 @@ def write_descriptors(
         jsonsafe.dumps(metadata, indent=True, sort_keys=True) + "\n", encoding="utf-8"
     )
     summary = {
-        "best": {
-            "val_loss": fitted.best["val_loss"],
-            "val_rank_ic": fitted.best["val_rank_ic"],
-            "train_loss": fitted.best["train_loss"],
-        },
+        "best": dict(fitted.best),  # val_loss, val_rank_ic, train_loss
         "early_stopping_step": fitted.best_step,
         "best_epoch": fitted.best_epoch,
         "epochs_completed": fitted.epochs_completed,

@@ -308,9 +308,7 @@ def train_and_evaluate(
         metrics.write_tables(staging)
         result = {
             "status": "ok",
-            "val_loss": fitted.best["val_loss"],
-            "val_rank_ic": fitted.best["val_rank_ic"],
-            "train_loss": fitted.best["train_loss"],
+            **fitted.best,  # val_loss, val_rank_ic, train_loss
             "steps_completed": fitted.steps_completed,
             "epochs_completed": fitted.epochs_completed,
             "best_step": fitted.best_step,
