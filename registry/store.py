@@ -128,7 +128,7 @@ def register_version(
         raise InvalidInput(f"version id {version_id} does not match fingerprint "
                            f"{fingerprint[:12]}…", code="fingerprint_mismatch")
     path = bundle_dir(artefacts_root, track=track, version_id=version_id)
-    digest = verify_bundle(path)
+    digest = verify_bundle(path, artefacts_root=artefacts_root)
     existing = session.get(ModelVersion, version_id)
     if existing is not None:
         return _same_or_conflict(existing, fingerprint), False
@@ -190,7 +190,8 @@ def promote_version(
             f"but it is {current_id or '(none)'}: someone promoted first; re-check and retry",
             current_champion=current_id or None,
         )
-    verify_bundle(artefacts_root / version.bundle_path, expected_digest=version.bundle_digest)
+    verify_bundle(artefacts_root / version.bundle_path, expected_digest=version.bundle_digest,
+                  artefacts_root=artefacts_root)
     now = utcnow()
     if champion is not None:
         champion.state = next_state(Action.DISPLACE, State.CHAMPION).value
@@ -249,7 +250,8 @@ def rollback_track(session: Session, *, track: str, actor: str, reason: str,
     previous = session.get(ModelVersion, previous_id)
     if previous is None or previous.state != State.RETIRED.value:
         raise _no_previous(champion, track)
-    verify_bundle(artefacts_root / previous.bundle_path, expected_digest=previous.bundle_digest)
+    verify_bundle(artefacts_root / previous.bundle_path,
+                  expected_digest=previous.bundle_digest, artefacts_root=artefacts_root)
     now = utcnow()
     champion.state = next_state(Action.ROLLBACK, State.CHAMPION).value
     champion.updated_at = now
