@@ -55,7 +55,8 @@ class ShadowConfig(_Section):
     schedule: str = Field("*/5 * * * *", description="cron (UTC) or @every <N>s|m|h of the job")
     in_serve: bool = Field(True, description="run the scheduled job inside `registry serve`")
     feed_days_per_tick: int = Field(0, ge=0, description="days the scheduled job lets land")
-    lease_seconds: int = Field(600, ge=5, description="how long a runner's lease lasts")
+    lease_seconds: int = Field(30, ge=5, description="a runner's lease expires when not renewed "
+                               "for this long; its holder renews it every third of it")
     portfolio: PortfolioSettings = PortfolioSettings()
 
 
