@@ -180,17 +180,19 @@ def serve(
     import uvicorn
 
     from registry.api import create_app
+    from registry.api.server import uvicorn_config
 
     settings = get_config(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    bind_host, bind_port = host or settings.server.host, port or settings.server.port
+    settings = settings.model_copy(update={"server": settings.server.bound_to(bind_host)})
     app_ = create_app(settings, background=[_shadow_job(settings)] if
                       settings.shadow.in_serve else [])
-    bind_host, bind_port = host or settings.server.host, port or settings.server.port
     err_console.print(f"serving Podium on http://{bind_host}:{bind_port} (docs at /docs); "
                       f"database {_safe_url(settings)}", markup=False, soft_wrap=True)
-    uvicorn.run(app_, host=bind_host, port=bind_port, log_level=log_level, access_log=False,
-                server_header=False)
+    server = settings.server.model_copy(update={"port": bind_port})
+    uvicorn.Server(uvicorn_config(app_, server, log_level=log_level)).run()
 
 
 def _shadow_job(settings):

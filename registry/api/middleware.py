@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.problems import problem_response
-from registry.errors import NotFound, PayloadTooLarge
+from registry.errors import NotFound, PayloadTooLarge, PodiumError
 
 log = logging.getLogger("registry.api")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -153,6 +153,49 @@ class BodyLimitMiddleware:
         error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
         response = problem_response(error, request_id=request_id_of(scope))
         await response(scope, receive, send)
+
+
+class InvalidHost(PodiumError):
+    code, status, title = "invalid_host", 400, "Invalid Host header"
+
+
+class AllowedHostsMiddleware:
+    """Serve only requests whose Host header is allowed (``server.allowed_hosts``).
+
+    The Host header flows into absolute URLs (``next`` links) and the page's sign-in checks
+    its Origin against it: a DNS-rebinding page reaching a loopback server names its own host,
+    and is answered 400 ``invalid_host`` before any route runs. ``*`` allows any host,
+    ``*.example.com`` any subdomain of example.com.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.any = "*" in allowed
+        self.exact = frozenset(h.lower() for h in allowed if not h.startswith("*"))
+        self.suffixes = tuple(h[1:].lower() for h in allowed if h.startswith("*."))
+
+    def allows(self, host: str) -> bool:
+        host = host.lower()
+        if host.startswith("["):  # [::1]:8000
+            host = host[1:].partition("]")[0]
+        elif host.count(":") == 1:
+            host = host.partition(":")[0]
+        return host in self.exact or host.endswith(self.suffixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = ""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+        if self.allows(host):
+            await self.app(scope, receive, send)
+            return
+        error = InvalidHost(f"the Host header {json.dumps(host[:100])} is not one this server "
+                            "answers to (server.allowed_hosts)")
+        await problem_response(error, request_id=request_id_of(scope))(scope, receive, send)
 
 
 def cors_kwargs(origins: tuple[str, ...]) -> dict[str, Any]:

@@ -68,3 +68,21 @@ def test_integrity_failure_names_paths_relative_to_the_artefacts_root(
     assert str(artefacts_root) not in answer.text
     assert str(artefacts_root.resolve()) not in answer.text
     assert f"models/{TRACK}/{version_id}" in body["detail"]
+
+
+def test_only_allowed_hosts_are_served_and_named_in_next_links(
+        make_client, auth: Auth, register: Callable[..., str]) -> None:
+    client = make_client(allowed_hosts=["podium.example", "*.internal.example"])
+    register("v1-linear")
+    register("v2-linear")
+    page = client.get(f"{API}/versions?limit=1",
+                      headers={**auth("read"), "Host": "podium.example"})
+    assert page.status_code == 200, page.text
+    assert page.json()["next"].startswith("http://podium.example/api/v1/versions?")
+    subdomain = {**auth("read"), "Host": "eu.internal.example:8443"}
+    assert client.get(f"{API}/tracks", headers=subdomain).status_code == 200
+    for host in ("testserver", "evil.example", "internal.example", "podium.example.evil"):
+        body = assert_problem(client.get(f"{API}/versions?limit=1",
+                                         headers={**auth("read"), "Host": host}),
+                              400, "invalid_host")
+        assert host in body["detail"]

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,21 +33,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+ServeFactory = Callable[[str], Server]
+
+
 @pytest.fixture
-def server(engine, db_url: str, artefacts_root: Path, tmp_path: Path) -> Iterator[Server]:
-    """``registry serve`` against the test's (migrated) database; killed afterwards."""
-    port = free_port()
-    config = tmp_path / "podium.yaml"
-    config.write_text("server:\n  public_reads: false\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
-    env.update(PODIUM_DATABASE_URL=db_url, PODIUM_ARTEFACTS_ROOT=str(artefacts_root),
-               PODIUM_CONFIG=str(config))
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([str(BIN / "registry"), "serve", "--port", str(port),
-                                "--log-level", "warning"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
+def serve_with(engine, db_url: str, artefacts_root: Path, tmp_path: Path
+               ) -> Iterator[ServeFactory]:
+    """``serve_with(server_yaml)``: ``registry serve`` with that ``server:`` section against the
+    test's (migrated) database; killed afterwards."""
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def _serve(server_yaml: str) -> Server:
+        port = free_port()
+        config = tmp_path / "podium.yaml"
+        config.write_text(f"server:\n{server_yaml}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
+        env.update(PODIUM_DATABASE_URL=db_url, PODIUM_ARTEFACTS_ROOT=str(artefacts_root),
+                   PODIUM_CONFIG=str(config))
+        log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen([str(BIN / "registry"), "serve", "--port", str(port),
+                                    "--log-level", "warning"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=tmp_path)
+        started.append((process, log))
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
@@ -61,8 +69,10 @@ def server(engine, db_url: str, artefacts_root: Path, tmp_path: Path) -> Iterato
             if time.monotonic() > deadline:
                 raise AssertionError("registry serve did not become healthy in 30 s")
             time.sleep(0.05)
-        yield Server(url=url, env={**env, "PODIUM_URL": url}, config=config, process=process)
-    finally:
+        return Server(url=url, env={**env, "PODIUM_URL": url}, config=config, process=process)
+
+    yield _serve
+    for process, log in started:
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -70,3 +80,9 @@ def server(engine, db_url: str, artefacts_root: Path, tmp_path: Path) -> Iterato
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def server(serve_with: ServeFactory) -> Server:
+    """``registry serve`` against the test's (migrated) database; killed afterwards."""
+    return serve_with("  public_reads: false\n")
