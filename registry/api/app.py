@@ -26,7 +26,7 @@ from registry.api.middleware import (
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import events, health, page, tracks, versions, webhooks
 from registry.api.webhooks import WebhookDispatcher
-from registry.auth import TokenCache
+from registry.auth import FailedAuthLog, TokenCache
 from registry.config import PodiumConfig
 from registry.db import make_engine
 
@@ -70,6 +70,7 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.config = config
     app.state.engine = engine
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    app.state.failed_auth = FailedAuthLog()
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
     install_problem_handlers(app)

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from registry.api.middleware import loggable_path
 from registry.auth import ANONYMOUS, Principal, TokenCache, authenticate, require_scope
 from registry.config import PodiumConfig
 from registry.db import read_session
@@ -61,6 +62,18 @@ RequestIdDep = Annotated[str | None, Depends(request_id)]
 
 def _principal(request: Request, engine: Engine,
                credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    try:
+        return _authenticated(request, engine, credentials)
+    except Unauthorized as refused:
+        address = request.client.host if request.client else "unknown"
+        request.app.state.failed_auth.record(
+            address, code=refused.code,
+            request=f"{request.method} {loggable_path(request.url.path)}")
+        raise
+
+
+def _authenticated(request: Request, engine: Engine,
+                   credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
         if request.method in ("GET", "HEAD") and request.app.state.config.server.public_reads:
             return ANONYMOUS
