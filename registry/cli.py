@@ -4,11 +4,13 @@ promote / retire / roll back through the REST API."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from registry import migrations, store
+from registry.backup import backup_sqlite, check_schema, restore_sqlite
 from registry.client import DEFAULT_URL, Client
 from registry.console import (
     ConfigOption,
@@ -33,7 +35,7 @@ def migrate(config: ConfigOption = None) -> None:
     engine = make_engine(settings.database.url)
     try:
         with translate_db_errors():
-            before = migrations.current_revision(engine)
+            before = check_schema(engine)  # a schema from a newer Podium is left alone
             migrations.upgrade(engine)
             after = migrations.current_revision(engine)
     finally:
@@ -42,6 +44,32 @@ def migrate(config: ConfigOption = None) -> None:
         console.print(f"database already at {after} (head): {_safe_url(settings)}")
     else:
         console.print(f"database upgraded {before or 'empty'} → {after}: {_safe_url(settings)}")
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the backup (must not exist).")],
+    config: ConfigOption = None,
+) -> None:
+    """Copy the SQLite database to PATH, consistently, even while it is being served."""
+    settings = get_config(config)
+    snapshot = backup_sqlite(settings.database.url, path)
+    console.print(f"backed up {_safe_url(settings)} to {snapshot.path} (schema "
+                  f"{snapshot.revision}, {snapshot.size_bytes} bytes)", markup=False,
+                  soft_wrap=True)
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A file written by `registry backup`.")],
+    config: ConfigOption = None,
+    force: Annotated[bool, typer.Option(help="Replace a database that has contents.")] = False,
+) -> None:
+    """Restore the SQLite database from a backup (checked first); then run `registry migrate`."""
+    settings = get_config(config)
+    snapshot = restore_sqlite(path, settings.database.url, force=force)
+    console.print(f"restored {_safe_url(settings)} from {path} (schema {snapshot.revision}); "
+                  "run `registry migrate` if this Podium is newer", markup=False, soft_wrap=True)
 
 
 @app.command()
