@@ -24,7 +24,16 @@ from registry.api.middleware import (
     cors_kwargs,
 )
 from registry.api.problems import install_problem_handlers
-from registry.api.routes import events, health, page, tracks, versions, webhooks
+from registry.api.routes import (
+    events,
+    health,
+    page,
+    signin,
+    static,
+    tracks,
+    versions,
+    webhooks,
+)
 from registry.api.webhooks import WebhookDispatcher
 from registry.auth import FailedAuthLog, TokenCache
 from registry.config import PodiumConfig
@@ -77,7 +86,8 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     for router in (health.router, tracks.router, versions.router, events.router,
                    webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(page.router)  # the leaderboard page at /, outside the API
+    for router in (page.router, signin.router, static.router):  # the page at /, outside the API
+        app.include_router(router)
     if config.server.cors_origins:
         app.add_middleware(CORSMiddleware, **cors_kwargs(config.server.cors_origins))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.server.max_body_bytes)

@@ -23,7 +23,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.problems import problem_response
+from registry.api.problems import loggable_path, problem_response
 from registry.errors import NotFound, PayloadTooLarge, PodiumError
 
 log = logging.getLogger("registry.api")
@@ -31,14 +31,6 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _READS = frozenset({"GET", "HEAD"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-LOGGED_PATH_CHARS = 200
-
-
-def loggable_path(path: str, *, limit: int = LOGGED_PATH_CHARS) -> str:
-    """The path quoted as a JSON string (control characters escaped), cut to ``limit`` chars."""
-    if len(path) <= limit:
-        return json.dumps(path)
-    return f"{json.dumps(path[:limit])}…(+{len(path) - limit} chars)"
 
 
 def request_id_of(scope: Scope) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from registry.api.middleware import LOGGED_PATH_CHARS, loggable_path
+from registry.api.problems import LOGGED_PATH_CHARS, loggable_path
 from tests.api.conftest import API, TRACK, assert_problem
 
 Auth = Callable[[str], dict[str, str]]

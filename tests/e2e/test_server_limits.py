@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import ServeFactory
+from registry.testing import RegistryServer
 
 pytestmark = pytest.mark.slow
 HALF_SENT = 120  # bounded: loopback only, well under the connection limit
 SILENT = 30
+
+
+@pytest.fixture
+def serve_with(engine, db_url: str, artefacts_root: Path, tmp_path: Path
+               ) -> Iterator[Callable[..., RegistryServer]]:
+    """``serve_with(**server_settings)``: a started ``registry serve`` on the test's database."""
+    started: list[RegistryServer] = []
+
+    def _serve(**server: Any) -> RegistryServer:
+        started.append(RegistryServer(database_url=db_url, artefacts_root=artefacts_root,
+                                      workdir=tmp_path, config={"server": server}))
+        started[-1].start(healthy=True)
+        return started[-1]
+
+    yield _serve
+    for server in started:
+        server.stop()
 
 
 def _open(url: str, head: bytes) -> socket.socket:
@@ -35,8 +55,8 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_half_sent_requests_are_dropped_while_normal_requests_keep_answering(
-        serve_with: ServeFactory) -> None:
-    server = serve_with("  public_reads: true\n  header_timeout_s: 2\n  max_connections: 400\n")
+        serve_with: Callable[..., RegistryServer]) -> None:
+    server = serve_with(public_reads=True, header_timeout_s=2, max_connections=400)
     held = [_open(server.url, b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             for _ in range(HALF_SENT)]
     held += [_open(server.url, b"") for _ in range(SILENT)]
@@ -60,8 +80,8 @@ def test_half_sent_requests_are_dropped_while_normal_requests_keep_answering(
 
 
 def test_a_loopback_server_answers_only_to_loopback_host_names(
-        serve_with: ServeFactory) -> None:
-    server = serve_with("  public_reads: true\n")
+        serve_with: Callable[..., RegistryServer]) -> None:
+    server = serve_with(public_reads=True)
     port = urlsplit(server.url).port
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):

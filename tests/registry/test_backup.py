@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from registry import migrations, store
+from registry import migrations, promotion
 from registry.backup import BackupError, backup_sqlite, restore_sqlite
 from registry.db import make_engine, read_session, write_session
 from registry.errors import AlreadyExists, InvalidInput
@@ -39,7 +39,7 @@ def test_a_backup_taken_while_promotions_run_is_consistent_and_restores(
         i = 0
         while not stop.is_set():
             with write_session(engine) as session:
-                store.promote_version(session, version_id=versions[i % len(versions)],
+                promotion.promote_version(session, version_id=versions[i % len(versions)],
                                       actor="bot", reason="rotate", force=True, gate=None,
                                       artefacts_root=artefacts_root)
             i += 1
