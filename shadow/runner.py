@@ -41,7 +41,7 @@ from registry.errors import IntegrityFailure
 from registry.lifecycle import State
 from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
 from scorer.portfolio import ranked_book, ranks, settle_days
-from shadow.lease import acquire_lease, new_holder, release_lease
+from shadow.lease import LeaseHeartbeat, acquire_lease, lease_holder, new_holder, release_lease
 from shadow.predictions import PredictionStore
 from shadow.scores import ScoreRows, insert_scores
 from trainer import load_model
@@ -72,6 +72,7 @@ class ShadowRun:
     detail: str
     last_landed: dt.date | None = None
     versions: list[VersionOutcome] = field(default_factory=list)
+    lease_busy: bool = False  # nothing done: another runner holds the lease
 
     @property
     def settled(self) -> int:
@@ -130,8 +131,12 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
     holder = holder or new_holder()
     lease_seconds = config.shadow.lease_seconds
     if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
-        return ShadowRun(False, "another runner holds the shadow lease; nothing done")
+        other = lease_holder(engine)
+        return ShadowRun(False, "another runner holds the shadow lease"
+                         f"{f' ({other.describe()})' if other else ''}; nothing done",
+                         lease_busy=True)
     renewed = time.monotonic()
+    heartbeat = LeaseHeartbeat(engine, holder=holder, seconds=lease_seconds).start()
     try:
         feed = open_feed(config.datasets_root, config.market)
         landed = feed.landed_days()
@@ -145,6 +150,8 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
 
         def keep_lease() -> bool:
             nonlocal renewed
+            if heartbeat.lost:
+                return False
             if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
                 if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
                     return False
@@ -175,6 +182,7 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
             progress("", len(versions), len(versions))
         return ShadowRun(True, "ok", context.last_day, [item.outcome for item in work])
     finally:
+        heartbeat.stop()
         release_lease(engine, holder=holder)
 
 
