@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import lambertw, log_ndtr
 
 
@@ -51,14 +52,16 @@ def one_sided_mixture_boundary(
         return score**2 / (2 * precision) + log_ndtr(score / np.sqrt(precision)) - target
 
     high = t * mixture_boundary(t, level, t_opt)  # the two-sided boundary lies above
+    if t.ndim == 0:
+        root = brentq(log_martingale_excess, 0.0, float(high), xtol=1e-13, rtol=1e-13)
+        return float(root / t)
     low = np.zeros_like(high)
     for _ in range(80):  # bisection, vectorised over t
         middle = 0.5 * (low + high)
         above = log_martingale_excess(middle) >= 0
         high = np.where(above, middle, high)
         low = np.where(above, low, middle)
-    boundary = high / t
-    return float(boundary) if boundary.ndim == 0 else boundary
+    return high / t
 
 
 def first_passing_day(

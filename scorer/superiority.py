@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,19 @@ def judge_superiority(
     return _group_sequential(d, settings, level)
 
 
+@lru_cache(maxsize=65_536)
+def anytime_boundary(level: float, t_opt: int, day: int) -> float:
+    """m(t) of the anytime mode on d̄, in units of σ̂: one-sided mixture, studentized."""
+    z = float(one_sided_mixture_boundary(day, level, t_opt)) * math.sqrt(day)
+    return studentized(z, day) / math.sqrt(day)
+
+
+@lru_cache(maxsize=65_536)
+def group_sequential_boundary(level: float, first: int, horizon: int, day: int) -> float:
+    """c_t/√t of the group-sequential look on paired day `day`, studentized."""
+    return studentized(daily_boundaries(level, first, horizon)[day - first], day) / math.sqrt(day)
+
+
 def long_run_sd(d: np.ndarray) -> float:
     return math.sqrt(max(float(long_run_variance(d)), 0.0))
 
@@ -56,8 +70,7 @@ def _anytime(d: np.ndarray, settings: GateSettings, level: float) -> Superiority
     margin, t_opt = settings.margin, settings.horizon_days
 
     def boundary(t: int) -> float:
-        z = float(one_sided_mixture_boundary(t, level, t_opt)) * math.sqrt(t)
-        return studentized(z, t) / math.sqrt(t)
+        return anytime_boundary(level, t_opt, t)
 
     m = boundary(n_days)
     lower = mean - sigma * m
@@ -82,10 +95,9 @@ def _anytime(d: np.ndarray, settings: GateSettings, level: float) -> Superiority
 def _group_sequential(d: np.ndarray, settings: GateSettings, level: float) -> Superiority:
     n_days, margin = len(d), settings.margin
     first, horizon = settings.min_days, max(settings.horizon_days, settings.min_days)
-    bounds = daily_boundaries(level, first, horizon)
 
     def boundary(t: int) -> float:
-        return studentized(bounds[t - first], t) / math.sqrt(t)
+        return group_sequential_boundary(level, first, horizon, t)
 
     decided_on, passed = None, False
     for t in range(first, min(n_days, horizon) + 1):
