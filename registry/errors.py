@@ -91,3 +91,15 @@ class RequestInProgress(PodiumError):
     """A request with the same ``Idempotency-Key`` is still running."""
 
     code, status, title = "idempotency_in_progress", 409, "Request in progress"
+
+
+class InvalidData(PodiumError):
+    """A track's data source breaks the panel contract (the detail names file, row, problem)."""
+
+    code, status, title, exit_code = "invalid_data", 422, "Invalid data", 2
+
+
+class HistoryChanged(PodiumError):
+    """A landed day changed after it was used: Podium refuses to score on rewritten history."""
+
+    code, status, title, exit_code = "history_changed", 409, "History changed", 2

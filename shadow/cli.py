@@ -1,7 +1,8 @@
 """``shadow``: let market days land, score champion and challengers, run the schedule.
 
 Exit codes: 0 done (including "another runner holds the lease"), 1 a version could not be
-scored (e.g. its bundle failed verification; the others were still scored), 2 bad usage.
+scored (e.g. its bundle failed verification; the others were still scored), 2 bad usage, or a
+track's data broke the panel contract or rewrote a day already used (nothing scored on it).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import sys
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from registry.console import ConfigOption, console, get_config, new_app, run, table
+from registry.console import ConfigOption, console, err_console, get_config, new_app, run, table
 from registry.db import make_engine
+from registry.errors import ConfigError
 from shadow.runner import ShadowRun, run_shadow
 from shadow.schedule import blocking_scheduler, trigger
 from trainer.dataset import land_days, open_feed
@@ -40,6 +42,8 @@ def run_command(config: ConfigOption = None) -> None:
     finally:
         engine.dispose()
     _report(result)
+    if result.errors:
+        raise typer.Exit(max(error.exit_code for error in result.errors))
     if any(v.error for v in result.versions):
         raise typer.Exit(1)
 
@@ -52,6 +56,10 @@ def feed(
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
     settings = get_config(config)
+    if settings.data.kind != "synthetic":
+        raise ConfigError(f"track {settings.track!r} reads your own panel "
+                          f"({settings.data.path}); its days land when your pipeline writes "
+                          "them. `shadow feed` lands days of the bundled synthetic market only")
     landed = land_days(settings.datasets_root, settings.market, days)
     available = open_feed(settings.datasets_root, settings.market).landed_days()
     if landed:
@@ -80,13 +88,26 @@ def schedule(config: ConfigOption = None) -> None:
 
 
 def _report(result: ShadowRun) -> None:
-    if not result.ran:
-        console.print(result.detail)
-        return
-    console.print(table(
-        f"shadow run through {result.last_landed}: {result.settled} day(s) settled",
-        ["version", "predicted", "settled", "error"],
-        ([v.version_id, v.predicted, v.settled, v.error or ""] for v in result.versions)))
+    for track in result.tracks:
+        if track.error is not None:
+            err_console.print(f"{track.track}: {track.detail}")
+            continue
+        if not track.ran:
+            console.print(f"{track.track}: {track.detail}" if len(result.tracks) > 1
+                          else track.detail)
+            continue
+        moved = track.universe
+        console.print(table(
+            f"shadow run on {track.track} through {track.last_landed}: {track.settled} day(s) "
+            f"settled; assets entered {moved.entered}, left {moved.left}; positions closed on "
+            f"exit {moved.closed_positions}",
+            ["version", "predicted", "settled", "error"],
+            ([v.version_id, v.predicted, v.settled, v.error or ""] for v in track.versions)))
+        for day, why in sorted(moved.skipped_days.items()):
+            console.print(f"{track.track}: skipped {day}: {why}")
+    for track, versions in sorted(result.unconfigured.items()):
+        console.print(f"not scored: {len(versions)} version(s) on track {track!r}, which this "
+                      "configuration does not name (its data is unknown here)")
 
 
 def main() -> None:
