@@ -19,16 +19,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 REQUIRED = ("date", "asset", "ret")
+READ_THREADS = 4  # partitions read at once (opening a file costs more than decoding it)
+TABLE_CACHE_BYTES = 256 * 2**20  # decoded partitions kept per process
+_tables: dict[str, tuple[tuple[int, int, int], pa.Table]] = {}
+_tables_lock = threading.Lock()
 _PARTITION = re.compile(r"^date=(.*)$")
 
 
@@ -81,6 +89,8 @@ def read_panel(config: PanelConfig, *, start: dt.date | None = None) -> Panel:
         raise PanelError(f"{path}: the panel does not exist (nothing has landed yet?)")
     if path.is_dir():
         frame = _read_partitions(path, start)
+    elif not path.is_file():
+        raise PanelError(f"{path}: not a file or a directory of partitions")
     elif config.resolved_format == "csv":
         frame = _read_csv(path)
     else:
@@ -116,32 +126,71 @@ def _partitions(root: Path) -> list[tuple[dt.date, Path]]:
 
 
 def _read_partitions(root: Path, start: dt.date | None) -> pd.DataFrame:
-    frames = []
-    for day, directory in _partitions(root):
-        if start is not None and day < start:
-            continue
-        for file in sorted(directory.glob("*.parquet")):
-            frame = _read_parquet_file(file, partition_day=day)
-            frames.append(frame)
-    if not frames:
+    """Every partition's files as one frame (read by Arrow, checked once as a whole)."""
+    tables, files, sizes = [], [], []
+    wanted = [(day, file) for day, directory in _partitions(root)
+              if start is None or day >= start for file in sorted(directory.glob("*.parquet"))]
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="panel-read") as pool:
+        read = list(pool.map(_read_table, [file for _, file in wanted]))
+    for (day, file), table in zip(wanted, read, strict=True):
+        missing = [name for name in ("asset", "ret") if name not in table.column_names]
+        if missing:
+            raise PanelError(f"{file}: missing column(s) {', '.join(missing)}; a partition "
+                             f"needs asset, ret (found {', '.join(table.column_names)})")
+        if table.num_rows == 0:
+            raise PanelError(f"{file}: the file is empty (no rows)")
+        if "date" in table.column_names:
+            dates = _parse_dates(table.column("date").to_pandas(),
+                                 lambda k, f=file: f"{f}: row {k + 1}")
+            wrong = np.flatnonzero(dates.dt.date.to_numpy() != day)
+            if wrong.size:
+                raise PanelError(f"{file}: row {wrong[0] + 1}: date "
+                                 f"{dates.iloc[wrong[0]].date()} is not the partition's "
+                                 f"day {day}")
+            table = table.drop_columns(["date"])
+        table = table.append_column("date", pa.array(np.full(
+            table.num_rows, np.datetime64(day, "ns"))))
+        tables.append(table)
+        files.append(file)
+        sizes.append(table.num_rows)
+    if not tables:
         raise PanelError(f"{root}: no date=YYYY-MM-DD/*.parquet partitions have landed")
-    return pd.concat(frames, ignore_index=True)
-
-
-def _read_parquet_file(path: Path, *, partition_day: dt.date | None = None) -> pd.DataFrame:
     try:
-        frame = pq.read_table(path).to_pandas()
+        frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise PanelError(f"{root}: partitions disagree on column types ({exc})") from None
+    ends = np.cumsum(sizes)
+
+    def where(k: int) -> str:
+        n = int(np.searchsorted(ends, k, side="right"))
+        return f"{files[n]}: row {k - (ends[n] - sizes[n]) + 1}"
+
+    return _checked(frame, root, where, ordered=False)
+
+
+def _read_table(path: Path) -> pa.Table:
+    """A Parquet file as Arrow, kept per process while its inode, size and mtime hold (a
+    landed partition is not rewritten in place; one that is, is read again)."""
+    info = path.stat()
+    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    with _tables_lock:
+        cached = _tables.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises many types for a damaged or foreign file
         raise PanelError(f"{path}: not a readable Parquet file ({exc})") from None
-    if partition_day is not None:
-        if "date" in frame.columns:
-            dates = _parse_dates(frame["date"], path, row_offset=1)
-            wrong = np.flatnonzero(dates.dt.date.to_numpy() != partition_day)
-            if wrong.size:
-                raise PanelError(f"{path}: row {wrong[0] + 1}: date {dates.iloc[wrong[0]].date()}"
-                                 f" is not the partition's day {partition_day}")
-        frame["date"] = pd.Timestamp(partition_day)
-    return _checked(frame, path, row_offset=1, ordered=partition_day is None)
+    with _tables_lock:
+        if sum(t.nbytes for _, t in _tables.values()) > TABLE_CACHE_BYTES:
+            _tables.clear()
+        _tables[str(path)] = (key, table)
+    return table
+
+
+def _read_parquet_file(path: Path) -> pd.DataFrame:
+    return _checked(_read_table(path).to_pandas(), path, lambda k: f"{path}: row {k + 1}",
+                    ordered=True)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -151,14 +200,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise PanelError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise PanelError(f"{path}: not readable as CSV ({' '.join(str(exc).split())})") from None
-    return _checked(frame, path, row_offset=2, ordered=True)  # line 1 is the header
+    # line 1 is the header
+    return _checked(frame, path, lambda k: f"{path}: line {k + 2}", ordered=True)
 
 
-def _checked(frame: pd.DataFrame, path: Path, *, row_offset: int, ordered: bool
+def _checked(frame: pd.DataFrame, path: Path, where: Callable[[int], str], *, ordered: bool
              ) -> pd.DataFrame:
-    """Columns present, values well-formed; ``row_offset`` turns a 0-based index into the
-    row (or line) the user sees."""
-    where = "line" if row_offset == 2 else "row"
+    """Columns present, values well-formed; ``where(k)`` names the file and row of the
+    ``k``-th (0-based) row of ``frame``."""
     missing = [name for name in REQUIRED if name not in frame.columns]
     if missing:
         raise PanelError(f"{path}: missing column(s) {', '.join(missing)}; a panel needs "
@@ -167,49 +216,46 @@ def _checked(frame: pd.DataFrame, path: Path, *, row_offset: int, ordered: bool
         raise PanelError(f"{path}: the file is empty (no rows)")
     frame = frame.reset_index(drop=True)
     if not pd.api.types.is_datetime64_any_dtype(frame["date"]):
-        frame["date"] = _parse_dates(frame["date"], path, row_offset=row_offset)
-    frame["date"] = frame["date"].dt.tz_localize(None) if frame["date"].dt.tz else frame["date"]
+        frame["date"] = _parse_dates(frame["date"], where)
+    if frame["date"].dt.tz is not None:
+        frame["date"] = frame["date"].dt.tz_localize(None)
     frame["date"] = frame["date"].dt.normalize()
     asset = frame["asset"]
     blank = asset.isna() | (asset.astype(str).str.strip() == "")
     if blank.any():
-        raise PanelError(f"{path}: {where} {_first(blank) + row_offset}: asset is empty")
+        raise PanelError(f"{where(_first(blank))}: asset is empty")
     frame["asset"] = asset.astype(str)
     numeric = pd.to_numeric(frame["ret"], errors="coerce")
     bad = numeric.isna() & frame["ret"].notna()
     if bad.any():
         k = _first(bad)
-        raise PanelError(f"{path}: {where} {k + row_offset}: ret {frame['ret'].iloc[k]!r} is "
-                         "not a number")
+        raise PanelError(f"{where(k)}: ret {frame['ret'].iloc[k]!r} is not a number")
     nonfinite = ~np.isfinite(numeric.to_numpy(dtype=np.float64))
     if nonfinite.any():
         k = int(np.flatnonzero(nonfinite)[0])
-        raise PanelError(f"{path}: {where} {k + row_offset}: ret is {frame['ret'].iloc[k]!r};"
-                         " a return must be a finite number")
+        raise PanelError(f"{where(k)}: ret is {numeric.iloc[k]}; a return must be a "
+                         "finite number")
     frame["ret"] = numeric.astype(np.float64)
     if ordered:
         back = frame["date"].diff() < pd.Timedelta(0)
         if back.any():
             k = _first(back)
-            raise PanelError(f"{path}: {where} {k + row_offset}: date "
-                             f"{frame['date'].iloc[k].date()} comes after "
+            raise PanelError(f"{where(k)}: date {frame['date'].iloc[k].date()} comes after "
                              f"{frame['date'].iloc[k - 1].date()}; rows must be in date order")
     duplicated = frame.duplicated(["date", "asset"])
     if duplicated.any():
         k = _first(duplicated)
-        raise PanelError(f"{path}: {where} {k + row_offset}: duplicate (date, asset) "
+        raise PanelError(f"{where(k)}: duplicate (date, asset) "
                          f"({frame['date'].iloc[k].date()}, {frame['asset'].iloc[k]})")
     return frame
 
 
-def _parse_dates(values: pd.Series, path: Path, *, row_offset: int) -> pd.Series:
+def _parse_dates(values: pd.Series, where: Callable[[int], str]) -> pd.Series:
     parsed = pd.to_datetime(values, errors="coerce", format="mixed")
     bad = parsed.isna()
     if bad.any():
         k = _first(bad)
-        where = "line" if row_offset == 2 else "row"
-        raise PanelError(f"{path}: {where} {k + row_offset}: date {values.iloc[k]!r} is not a "
-                         "date (use YYYY-MM-DD)")
+        raise PanelError(f"{where(k)}: date {values.iloc[k]!r} is not a date (use YYYY-MM-DD)")
     return parsed
 
 
@@ -218,11 +264,6 @@ def _first(mask: pd.Series) -> int:
 
 
 def _to_panel(frame: pd.DataFrame) -> Panel:
-    duplicated = frame.duplicated(["date", "asset"])
-    if duplicated.any():  # across partition files of one day
-        k = _first(duplicated)
-        raise PanelError(f"duplicate (date, asset) ({frame['date'].iloc[k].date()}, "
-                         f"{frame['asset'].iloc[k]}) in two files of one partition")
     extra = [c for c in frame.columns if c not in REQUIRED
              and pd.api.types.is_numeric_dtype(frame[c])]
     frame = frame.sort_values(["date", "asset"], kind="stable")
@@ -237,13 +278,17 @@ def _to_panel(frame: pd.DataFrame) -> Panel:
 
 
 def _digests(frame: pd.DataFrame, extra: list[str]) -> dict[dt.date, str]:
-    """SHA-256 per day of its rows sorted by asset (assets, then each column's float64 bytes)."""
+    """SHA-256 per day of its rows sorted by asset (assets, then each column's float64 bytes);
+    ``frame`` is sorted by date, then asset."""
+    dates = frame["date"].to_numpy()
+    bounds = [0, *(np.flatnonzero(dates[1:] != dates[:-1]) + 1).tolist(), len(frame)]
+    assets = frame["asset"].to_numpy(dtype=object)
+    columns = [(name, frame[name].to_numpy(dtype="<f8")) for name in ["ret", *sorted(extra)]]
     digests = {}
-    for day, rows in frame.groupby("date", sort=True):
-        digest = hashlib.sha256()
-        digest.update("\0".join(rows["asset"]).encode())
-        for column in ["ret", *sorted(extra)]:
-            digest.update(f"\0{column}\0".encode())
-            digest.update(rows[column].to_numpy(dtype="<f8").tobytes())
-        digests[pd.Timestamp(day).date()] = digest.hexdigest()
+    for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+        digest = hashlib.sha256("\0".join(assets[first:last]).encode())
+        for name, values in columns:
+            digest.update(f"\0{name}\0".encode())
+            digest.update(values[first:last].tobytes())
+        digests[pd.Timestamp(dates[first]).date()] = digest.hexdigest()
     return digests
