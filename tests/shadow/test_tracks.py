@@ -53,6 +53,13 @@ def scores(engine) -> pd.DataFrame:
     return pd.DataFrame([r.model_dump() for r in rows], columns=list(ShadowScore.model_fields))
 
 
+def with_second_track(config):
+    """``config`` with the second track added, on its own smaller synthetic market."""
+    market = MarketConfig(name="second", seed=99, n_assets=50, n_days=700, initial_days=500,
+                          start_date=config.market.start_date)
+    return config.model_copy(update={"tracks": (TrackConfig(name=OTHER, market=market),)}), market
+
+
 def test_a_version_on_another_track_is_never_scored_on_this_tracks_market(two_tracks) -> None:
     """The configuration names one track: a version registered on a second track (trained on
     a second market) must not be settled on the first track's market."""
@@ -67,9 +74,7 @@ def test_a_version_on_another_track_is_never_scored_on_this_tracks_market(two_tr
 
 def test_each_configured_track_is_scored_on_its_own_data(two_tracks) -> None:
     config, engine, home, away = two_tracks
-    market = MarketConfig(name="second", seed=99, n_assets=50, n_days=700, initial_days=500,
-                          start_date=config.market.start_date)
-    config = config.model_copy(update={"tracks": (TrackConfig(name=OTHER, market=market),)})
+    config, market = with_second_track(config)
     land_days(config.datasets_root, config.market, 10)
     land_days(config.datasets_root, market, 6)
     result = run_shadow(config, engine)
@@ -84,9 +89,7 @@ def test_each_configured_track_is_scored_on_its_own_data(two_tracks) -> None:
 def test_tracks_hold_separate_leases(two_tracks) -> None:
     """Another runner on one track does not stop this one scoring the other."""
     config, engine, home, away = two_tracks
-    market = MarketConfig(name="second", seed=99, n_assets=50, n_days=700, initial_days=500,
-                          start_date=config.market.start_date)
-    config = config.model_copy(update={"tracks": (TrackConfig(name=OTHER, market=market),)})
+    config, market = with_second_track(config)
     land_days(config.datasets_root, config.market, 4)
     assert acquire_lease(engine, holder="elsewhere", seconds=60, name=lease_name(OTHER))
     result = run_shadow(config, engine)
