@@ -139,6 +139,12 @@ def _read_partitions(root: Path, start: dt.date | None) -> pd.DataFrame:
                              f"needs asset, ret (found {', '.join(table.column_names)})")
         if table.num_rows == 0:
             raise PanelError(f"{file}: the file is empty (no rows)")
+        ret_type = table.schema.field("ret").type
+        if not (pa.types.is_floating(ret_type) or pa.types.is_integer(ret_type)):
+            rows = table.select(["ret"]).to_pandas()["ret"]  # e.g. text: find the bad row
+            numeric = _numeric_returns(rows, lambda k, f=file: f"{f}: row {k + 1}")
+            table = table.set_column(table.column_names.index("ret"), "ret",
+                                     pa.array(numeric.to_numpy(dtype=np.float64)))
         if "date" in table.column_names:
             dates = _parse_dates(table.column("date").to_pandas(),
                                  lambda k, f=file: f"{f}: row {k + 1}")
@@ -225,17 +231,7 @@ def _checked(frame: pd.DataFrame, path: Path, where: Callable[[int], str], *, or
     if blank.any():
         raise PanelError(f"{where(_first(blank))}: asset is empty")
     frame["asset"] = asset.astype(str)
-    numeric = pd.to_numeric(frame["ret"], errors="coerce")
-    bad = numeric.isna() & frame["ret"].notna()
-    if bad.any():
-        k = _first(bad)
-        raise PanelError(f"{where(k)}: ret {frame['ret'].iloc[k]!r} is not a number")
-    nonfinite = ~np.isfinite(numeric.to_numpy(dtype=np.float64))
-    if nonfinite.any():
-        k = int(np.flatnonzero(nonfinite)[0])
-        raise PanelError(f"{where(k)}: ret is {numeric.iloc[k]}; a return must be a "
-                         "finite number")
-    frame["ret"] = numeric.astype(np.float64)
+    frame["ret"] = _numeric_returns(frame["ret"], where)
     if ordered:
         back = frame["date"].diff() < pd.Timedelta(0)
         if back.any():
@@ -248,6 +244,21 @@ def _checked(frame: pd.DataFrame, path: Path, where: Callable[[int], str], *, or
         raise PanelError(f"{where(k)}: duplicate (date, asset) "
                          f"({frame['date'].iloc[k].date()}, {frame['asset'].iloc[k]})")
     return frame
+
+
+def _numeric_returns(values: pd.Series, where: Callable[[int], str]) -> pd.Series:
+    """``values`` as float64, or an error naming the first that is not a finite number."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = numeric.isna() & values.notna()
+    if bad.any():
+        k = _first(bad)
+        raise PanelError(f"{where(k)}: ret {values.iloc[k]!r} is not a number")
+    nonfinite = ~np.isfinite(numeric.to_numpy(dtype=np.float64))
+    if nonfinite.any():
+        k = int(np.flatnonzero(nonfinite)[0])
+        raise PanelError(f"{where(k)}: ret is {numeric.iloc[k]}; a return must be a "
+                         "finite number")
+    return numeric.astype(np.float64)
 
 
 def _parse_dates(values: pd.Series, where: Callable[[int], str]) -> pd.Series:
