@@ -158,6 +158,10 @@ class PodiumConfig(_Section):
         """Every configured track: the top-level one first."""
         return [self.track, *(track.name for track in self.tracks)]
 
+    def gate_for(self, track: str) -> GateSettings:
+        """The gate settings of ``track`` (the top-level ones for a track not configured)."""
+        return self.for_track(track).gate if track in self.track_names else self.gate
+
     def for_track(self, name: str) -> PodiumConfig:
         """This configuration as one track sees it: its data, specs, portfolio and gate in the
         top-level places every part reads (and no further tracks)."""

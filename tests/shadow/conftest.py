@@ -37,6 +37,21 @@ def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
     return base / "artefacts", versions
 
 
+def registered(config: PodiumConfig, db_url: str, versions: list[tuple[str, str, str]]):
+    """Yield ``(config, engine, version ids)`` with ``versions`` registered on the track."""
+    engine = make_engine(db_url)
+    migrations.upgrade(engine)
+    for version_id, fingerprint, spec in versions:
+        with write_session(engine) as session:
+            store.register_version(session, track=config.track, version_id=version_id,
+                                   fingerprint=fingerprint, artefacts_root=config.artefacts_root,
+                                   actor="test", spec_name=spec)
+    try:
+        yield config, engine, [v[0] for v in versions]
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def shadow_env(trained, db_url, tmp_path):
     """A migrated database with the trained versions registered, and its own artefacts copy."""
@@ -44,17 +59,7 @@ def shadow_env(trained, db_url, tmp_path):
     root = tmp_path / "artefacts"
     shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
     config = tiny_config(db_url, root)
-    engine = make_engine(db_url)
-    migrations.upgrade(engine)
-    for version_id, fingerprint, spec in versions:
-        with write_session(engine) as session:
-            store.register_version(session, track=config.track, version_id=version_id,
-                                   fingerprint=fingerprint, artefacts_root=root, actor="test",
-                                   spec_name=spec)
-    try:
-        yield config, engine, [v[0] for v in versions]
-    finally:
-        engine.dispose()
+    yield from registered(config, db_url, versions)
 
 
 WRITE_PANEL = Path(__file__).resolve().parents[2] / "examples" / "own-data" / "write_panel.py"
@@ -105,14 +110,4 @@ def panel_env(panel_trained, db_url, tmp_path):
     shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
     shutil.copytree(template_panel, panel)
     config = panel_config(db_url, root, panel)
-    engine = make_engine(db_url)
-    migrations.upgrade(engine)
-    for version_id, fingerprint, spec in versions:
-        with write_session(engine) as session:
-            store.register_version(session, track=config.track, version_id=version_id,
-                                   fingerprint=fingerprint, artefacts_root=root, actor="test",
-                                   spec_name=spec)
-    try:
-        yield config, engine, [v[0] for v in versions]
-    finally:
-        engine.dispose()
+    yield from registered(config, db_url, versions)

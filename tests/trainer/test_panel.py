@@ -147,3 +147,10 @@ def test_the_fingerprint_covers_the_training_window_only(tmp_path: Path) -> None
     assert fingerprint("b") == same
     assert fingerprint("inside", change_row=len(frame) - 1) != same
     assert fingerprint("before", change_row=0) == same  # day 0 is before the window
+
+
+def test_the_documented_example_file_reads() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "own-data" / "panel-example.csv"
+    panel = read_panel(panel_of(example))
+    assert panel.rows == 5 and list(panel.extras) == ["analyst_revision"]
+    assert np.isnan(panel.returns.loc["2024-01-02", "NVDA"])  # listed on the second day
