@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,23 @@ def test_feed_is_for_the_synthetic_market_only(panel_env) -> None:
     assert cli.returncode == 2
     assert "`shadow feed` lands days of the bundled synthetic market only" in cli.stderr
     assert len(landed_days(config)) == PANEL_LANDED  # nothing was written into the panel
+
+
+def test_same_data_same_version_id_different_data_different(panel_env, tmp_path) -> None:
+    """The version id follows the training window's content: a copy of the panel elsewhere
+    gives the same id, a changed day inside the window another one."""
+    from zoo.runner import resolve_for_data
+
+    config, _, (version_id,) = panel_env
+    spec = next(s for s in config.model_specs if s.name == "revision")
+    assert resolve_for_data(config, spec).version_id == version_id
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(config.data.path, copy)
+    moved = config.model_copy(update={"trainer": config.trainer.model_copy(
+        update={"panel": config.data.model_copy(update={"path": str(copy)})})})
+    assert resolve_for_data(moved, spec).version_id == version_id
+    rewrite(sorted(copy.glob("date=*"))[-10] / "part-0.parquet",
+            lambda rows: rows.assign(ret=rows.ret + 0.001))
+    changed = resolve_for_data(moved, spec)
+    assert changed.version_id != version_id
+    assert changed.version_id.rsplit("-", 1)[0] == version_id.rsplit("-", 1)[0]  # same label, day
