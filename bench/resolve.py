@@ -280,7 +280,7 @@ def register(registry: Registry, label: str, *, track: str = TRACK,
              champion: bool = False) -> str:
     """A challenger (through ``registry.store``, bundle verified), promoted by force if
     ``champion``."""
-    from registry import store
+    from registry import promotion, store
     from registry.db import write_session
 
     artefacts = registry.root / "artefacts"
@@ -290,9 +290,9 @@ def register(registry: Registry, label: str, *, track: str = TRACK,
                                fingerprint=fingerprint, artefacts_root=artefacts, actor="bench")
     if champion:
         with write_session(registry.engine) as session:
-            store.promote_version(session, version_id=version_id, actor="bench",
-                                  reason="first champion", gate=None, force=True,
-                                  artefacts_root=artefacts)
+            promotion.promote_version(session, version_id=version_id, actor="bench",
+                                      reason="first champion", gate=None, force=True,
+                                      artefacts_root=artefacts)
     return version_id
 
 

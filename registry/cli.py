@@ -73,7 +73,7 @@ def audit(
     track: str | None = typer.Option(None, help="Only this track."),
     limit: int = typer.Option(50, min=1, max=store.MAX_PAGE, help="At most this many rows."),
 ) -> None:
-    """Show the audit log of transitions, newest first."""
+    """Show the audit log (transitions and refused promotions), newest first."""
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:

@@ -34,9 +34,10 @@ from scorer.settings import PortfolioSettings
 from shadow.predictions import PredictionStore
 from shadow.scores import ScoreRows, insert_scores
 from shadow.settle import Predicted, Settler, VersionOutcome
-from shadow.view import MarketView, Universe, feature_key, rows
+from shadow.view import MarketView, Universe, rows
 from trainer import load_model
 from trainer.checksums import IntegrityError
+from trainer.features import feature_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path

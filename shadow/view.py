@@ -20,7 +20,7 @@ import numpy as np
 
 from scorer.portfolio import ranks
 from trainer.config import TrainConfig
-from trainer.features import compute_features, eligible
+from trainer.features import compute_features, eligible, feature_key
 from trainer.sources import DataWindow
 
 
@@ -32,12 +32,6 @@ class Universe:
     left: int = 0  # assets that stopped reporting
     closed_positions: int = 0  # held positions closed because the asset stopped reporting
     skipped_days: dict[dt.date, str] = field(default_factory=dict)  # day -> why
-
-
-def feature_key(train_config: TrainConfig) -> tuple:
-    """What decides a model's features: versions that agree on it share them."""
-    return (train_config.residual_momentum, train_config.xsec_demean,
-            train_config.extra_features)
 
 
 @functools.cache

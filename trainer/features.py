@@ -42,6 +42,12 @@ def eligible(returns: np.ndarray) -> np.ndarray:
         return reported & (counts >= MIN_REPORTED_FRACTION * WARMUP_DAYS)
 
 
+def feature_key(config: TrainConfig) -> tuple[bool, bool, tuple[str, ...]]:
+    """The knobs :func:`compute_features` reads: configurations with the same key get the
+    same features from the same returns, so models that agree on it can share them."""
+    return (config.residual_momentum, config.xsec_demean, config.extra_features)
+
+
 def _cumulative(values: np.ndarray) -> np.ndarray:
     """``cum[k]`` = sum over days ``0..k-1`` (missing values count as zero)."""
     cum = np.zeros((values.shape[0] + 1, *values.shape[1:]))

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from registry import migrations, store
+from registry import migrations, promotion, store
 from registry.api import create_app
 from registry.auth import create_token
 from registry.config import PodiumConfig
@@ -84,8 +84,8 @@ def _register(engine: Engine, artefacts_root: Path, *, label: str, seed: str,
 
 def _force(engine: Engine, artefacts_root: Path, version_id: str) -> None:
     with write_session(engine) as session:
-        store.promote_version(session, version_id=version_id, actor="seed", reason="seed",
-                              gate=None, artefacts_root=artefacts_root, force=True)
+        promotion.promote_version(session, version_id=version_id, actor="seed", reason="seed",
+                                  gate=None, artefacts_root=artefacts_root, force=True)
 
 
 def deploy(root: Path, *, url: str | None = None, **server: object) -> Deployment:
