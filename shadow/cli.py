@@ -53,9 +53,13 @@ def feed(
     config: ConfigOption = None,
     days: int = typer.Option(1, "--days", "-n", min=0, max=10_000,
                              help="How many more market days to land."),
+    track: str | None = typer.Option(None, "--track", help="The synthetic track whose market "
+                                     "lands (default: the top-level track)."),
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
     settings = get_config(config)
+    if track is not None:
+        settings = settings.for_track(track)
     if settings.data.kind != "synthetic":
         raise ConfigError(f"track {settings.track!r} reads your own panel "
                           f"({settings.data.path}); its days land when your pipeline writes "
