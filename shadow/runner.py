@@ -144,7 +144,7 @@ def run_track(config: PodiumConfig, engine: Engine, *, holder: str,
             first = min(first_unsettled(versions, landed, through), len(landed) - 1)
             start = max(0, first - (WARMUP_DAYS - 1))
             window = source.window(landed[start], extra_features=None)
-            digests = source.digests()
+            digests = source.digests(landed[start])
             check_history(engine, track=track, digests={
                 day: digests[day] for day in landed[start:] if day in digests})
         except PanelError as exc:

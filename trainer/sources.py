@@ -65,7 +65,8 @@ class SyntheticSource:
     def training_window(self, cutoff: dt.date, train: TrainConfig) -> DataWindow:
         return self.window(end=cutoff)  # the whole history, as always: same weights as before
 
-    def digests(self) -> dict[dt.date, str]:
+    def digests(self, start: dt.date | None = None) -> dict[dt.date, str]:
+        """Each landed day's SHA-256 (of its partition file, recorded when it landed)."""
         partitions = read_metadata(self.feed.path)["partitions"]
         return {dt.date.fromisoformat(day): digest for day, digest in partitions.items()}
 
@@ -124,8 +125,9 @@ class PanelSource:
         start = window_start(self.landed_days(), cutoff, train.train_days)
         return self.window(start, cutoff, train.extra_features)
 
-    def digests(self) -> dict[dt.date, str]:
-        return self.panel().digests
+    def digests(self, start: dt.date | None = None) -> dict[dt.date, str]:
+        """Each landed day's content digest (from ``start`` on, when given)."""
+        return self.panel(start).digests
 
     def fingerprint(self, cutoff: dt.date, train: TrainConfig) -> str:
         return _digest({"source": self.config.description(),
