@@ -7,6 +7,7 @@ exit non-zero. Codes are part of the contract with users' scripts: never rename 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -91,3 +92,9 @@ class RequestInProgress(PodiumError):
     """A request with the same ``Idempotency-Key`` is still running."""
 
     code, status, title = "idempotency_in_progress", 409, "Request in progress"
+
+
+def describe_invalid_fields(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic's validation errors (``exc.errors()``) on one line: ``a.b: msg; c: msg``."""
+    return "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: "
+                     f"{error.get('msg', '')}" for error in errors)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from registry.errors import InvalidInput
+from trainer.jsonsafe import canonical_json
 
 LABEL_PATTERN = r"[a-z0-9][a-z0-9._-]{0,47}"
-_LABEL = re.compile(rf"^{LABEL_PATTERN}$")
-_VERSION = re.compile(rf"^(?P<label>{LABEL_PATTERN})-(?P<date>[0-9]{{8}})-(?P<fp>[0-9a-f]{{8}})$")
-_FULL_FP = re.compile(r"^[0-9a-f]{64}$")
+# Used with ``fullmatch`` only, never anchored with ``$`` (which matches before a final newline).
+_LABEL = re.compile(LABEL_PATTERN)
+_VERSION = re.compile(rf"(?P<label>{LABEL_PATTERN})-(?P<date>[0-9]{{8}})-(?P<fp>[0-9a-f]{{8}})")
+_FULL_FP = re.compile(r"[0-9a-f]{64}")
 FP_LENGTH = 8
 MAX_VERSION_ID = 48 + 1 + 8 + 1 + FP_LENGTH
 
@@ -89,24 +90,10 @@ def validate_version_id(value: str) -> str:
     return value
 
 
-def canonical_json(payload: Any) -> str:
-    """Sorted keys, no spaces, no NaN: the same bytes for the same content everywhere."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                      ensure_ascii=False, default=_json_default)
-
-
 def fingerprint(config: dict[str, Any], *, dataset_fingerprint: str, code_version: str) -> str:
     """Full SHA-256 over the resolved config, the dataset's fingerprint and the code version."""
     payload = {"config": config, "dataset": dataset_fingerprint, "code": code_version}
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON-serialisable in a fingerprint: {type(value).__name__}")
 
 
 def _show(value: Any) -> str:

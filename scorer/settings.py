@@ -1,6 +1,6 @@
 """Settings of the scorer: the portfolio rule, the cost model and the promotion gate.
 
-These are the `shadow.portfolio` and `gate` sections of the configuration (GATE.md gives the
+These are the `shadow.portfolio` and `gate` sections of the configuration (sample.yaml gives the
 defaults, docs/gate.md the gate); `registry.config` embeds them, the scorer's functions take
 them as arguments.
 """

@@ -1,7 +1,9 @@
 """``shadow``: let market days land, score champion and challengers, run the schedule.
 
-Exit codes: 0 done (including "another runner holds the lease"), 1 a version could not be
-scored (e.g. its bundle failed verification; the others were still scored), 2 bad usage.
+Exit codes: 0 done; 1 a version could not be scored (e.g. its bundle failed verification; the
+others were still scored) or the artefacts root cannot be written (``storage_error``); 2 bad
+usage or configuration; 3 (``LEASE_HELD``) nothing was done because another runner holds the
+shadow lease (its host, pid and start are printed): try again once it finishes.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ import logging
 import sys
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from registry.console import ConfigOption, console, get_config, new_app, run, table
 from registry.db import make_engine
+from registry.errors import PodiumError
+from registry.progress_bars import scoring_bar
 from shadow.runner import ShadowRun, run_shadow
 from shadow.schedule import blocking_scheduler, trigger
 from trainer.dataset import land_days, open_feed
+
+LEASE_HELD = 3  # exit code: another runner holds the lease, nothing was done
 
 app = new_app("Podium's shadow runner: score every challenger beside the champion on the same "
               "live days, net of cost.")
@@ -28,18 +33,13 @@ def run_command(config: ConfigOption = None) -> None:
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
-        with Progress(TextColumn("shadow"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("", total=None)
-
-            def progress(version_id: str, done: int, total: int) -> None:
-                bar.update(task, total=total, completed=done, description=version_id)
-
-            result = run_shadow(settings, engine, progress=progress)
+        with scoring_bar("shadow") as report:
+            result = run_shadow(settings, engine, progress=report)
     finally:
         engine.dispose()
     _report(result)
+    if result.lease_busy:
+        raise typer.Exit(LEASE_HELD)
     if any(v.error for v in result.versions):
         raise typer.Exit(1)
 
@@ -52,8 +52,12 @@ def feed(
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
     settings = get_config(config)
-    landed = land_days(settings.datasets_root, settings.market, days)
-    available = open_feed(settings.datasets_root, settings.market).landed_days()
+    try:
+        landed = land_days(settings.datasets_root, settings.market, days)
+        available = open_feed(settings.datasets_root, settings.market).landed_days()
+    except OSError as exc:  # a read-only or full artefacts root: say so, as the zoo does
+        raise PodiumError(f"cannot land market days under {settings.datasets_root}: "
+                          f"{exc.strerror or exc}", code="storage_error") from None
     if landed:
         console.print(f"landed {len(landed)} day(s): {landed[0]} … {landed[-1]} "
                       f"({len(available)} of {settings.market.n_days} days have landed)")
@@ -81,7 +85,7 @@ def schedule(config: ConfigOption = None) -> None:
 
 def _report(result: ShadowRun) -> None:
     if not result.ran:
-        console.print(result.detail)
+        console.print(result.detail, markup=False)
         return
     console.print(table(
         f"shadow run through {result.last_landed}: {result.settled} day(s) settled",

@@ -41,7 +41,7 @@ from registry.errors import IntegrityFailure
 from registry.lifecycle import State
 from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
 from scorer.portfolio import ranked_book, ranks, settle_days
-from shadow.lease import acquire_lease, new_holder, release_lease
+from shadow.lease import LeaseHeartbeat, acquire_lease, lease_holder, new_holder, release_lease
 from shadow.predictions import PredictionStore
 from shadow.scores import ScoreRows, insert_scores
 from trainer import load_model
@@ -49,7 +49,7 @@ from trainer.checksums import IntegrityError
 from trainer.compilation_cache import enable_compilation_cache
 from trainer.config import TrainConfig
 from trainer.dataset import open_feed
-from trainer.features import WARMUP_DAYS, compute_features
+from trainer.features import WARMUP_DAYS, compute_features, feature_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer.serving import Predictor
@@ -72,6 +72,7 @@ class ShadowRun:
     detail: str
     last_landed: dt.date | None = None
     versions: list[VersionOutcome] = field(default_factory=list)
+    lease_busy: bool = False  # nothing done: another runner holds the lease
 
     @property
     def settled(self) -> int:
@@ -130,8 +131,12 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
     holder = holder or new_holder()
     lease_seconds = config.shadow.lease_seconds
     if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
-        return ShadowRun(False, "another runner holds the shadow lease; nothing done")
+        other = lease_holder(engine)
+        return ShadowRun(False, "another runner holds the shadow lease"
+                         f"{f' ({other.describe()})' if other else ''}; nothing done",
+                         lease_busy=True)
     renewed = time.monotonic()
+    heartbeat = LeaseHeartbeat(engine, holder=holder, seconds=lease_seconds).start()
     try:
         feed = open_feed(config.datasets_root, config.market)
         landed = feed.landed_days()
@@ -145,6 +150,8 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
 
         def keep_lease() -> bool:
             nonlocal renewed
+            if heartbeat.lost:
+                return False
             if time.monotonic() - renewed > RENEW_FRACTION * lease_seconds:
                 if acquire_lease(engine, holder=holder, seconds=lease_seconds) is None:
                     return False
@@ -175,6 +182,7 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
             progress("", len(versions), len(versions))
         return ShadowRun(True, "ok", context.last_day, [item.outcome for item in work])
     finally:
+        heartbeat.stop()
         release_lease(engine, holder=holder)
 
 
@@ -192,7 +200,7 @@ class _Work:
 
     @property
     def feature_key(self) -> tuple | None:
-        return None if self.predictor is None else _feature_key(self.predictor.config)
+        return None if self.predictor is None else feature_key(self.predictor.config)
 
 
 @dataclass
@@ -349,7 +357,7 @@ class _Context:
     def _features_for(self, train_config: TrainConfig) -> np.ndarray:
         """Every landed day's features for ``train_config``: computed once per feature
         configuration (here, unless the features thread has it under way)."""
-        key = _feature_key(train_config)
+        key = feature_key(train_config)
         features = self._features.get(key)
         if features is None:
             features = self._features[key] = compute_features(self.matrix, train_config)
@@ -469,11 +477,6 @@ def _ranks_from(matrix: np.ndarray, first: int) -> np.ndarray:
     ranked = np.full(matrix.shape, np.nan)
     ranked[first:] = ranks(matrix[first:])
     return ranked
-
-
-def _feature_key(train_config: TrainConfig) -> tuple:
-    """What decides a model's features: versions that agree on it share them."""
-    return (train_config.residual_momentum, train_config.xsec_demean)
 
 
 def _rows(indices: list[int]) -> slice | list[int]:

@@ -38,7 +38,8 @@ TRAINER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "trainer")
 HARD_KILL_GRACE_SECONDS = 15.0
 POLL_SECONDS = 0.25
 
-Progress = Callable[[str, float, str], None]  # (spec name, elapsed seconds, last log line)
+# called while the trainer runs: (spec name, elapsed seconds, its last log line)
+TrainingProgressCallback = Callable[[str, float, str], None]
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TrainerResult:
 
 def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bool = False,
              trainer_command: Sequence[str] = TRAINER_COMMAND,
-             progress: Progress | None = None) -> RunRecord:
+             progress: TrainingProgressCallback | None = None) -> RunRecord:
     """Train and register one spec; always returns (and records) what happened."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     run_id = f"{started:%Y%m%dT%H%M%S}-{spec.name}-{secrets.token_hex(3)}"
@@ -88,7 +89,8 @@ def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
 
 
 def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, engine: Engine,
-         force: bool, trainer_command: Sequence[str], progress: Progress | None) -> None:
+         force: bool, trainer_command: Sequence[str],
+         progress: TrainingProgressCallback | None) -> None:
     final = bundle_dir(config.artefacts_root, track=config.track,
                        version_id=resolved.version_id)
     with read_session(engine) as session:
@@ -156,7 +158,7 @@ def resolved_config_json(config: PodiumConfig, resolved: ResolvedSpec) -> dict[s
 
 def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, out: Path,
                 trainer_command: Sequence[str] = TRAINER_COMMAND,
-                progress: Progress | None = None) -> TrainerResult:
+                progress: TrainingProgressCallback | None = None) -> TrainerResult:
     """Run the trainer child; kill its whole process group at the hard deadline."""
     config_file = run_dir / "resolved.json"
     config_file.write_text(json.dumps(resolved_config_json(config, resolved), indent=2) + "\n")
