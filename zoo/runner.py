@@ -28,9 +28,12 @@ from sqlalchemy import Engine
 from registry import store
 from registry.config import ModelSpec, PodiumConfig
 from registry.db import read_session, write_session
-from registry.errors import IntegrityFailure, PodiumError
+from registry.errors import IntegrityFailure, InvalidData, PodiumError
 from registry.integrity import bundle_dir, verify_bundle
-from trainer.dataset import dataset_fingerprint, ensure_dataset, open_feed
+from trainer.dataset import ensure_dataset
+from trainer.panel import PanelError
+from trainer.sources import open_source
+from trainer.window import WindowError, resolve_cutoff
 from zoo.runs import RunRecord, append_run
 from zoo.specs import ResolvedSpec, resolve_spec
 
@@ -77,15 +80,22 @@ def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bo
 
 
 def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
-    """Resolve a spec against the market as it has landed (creating the dataset if needed)."""
+    """Resolve a spec against the track's data as it has landed (the synthetic market is
+    created first if needed). Data that breaks the panel contract is ``InvalidData``."""
+    if config.trainer.panel is None:
+        try:
+            ensure_dataset(config.datasets_root, config.market)
+        except OSError as exc:  # disk full, read-only root: every spec needs the dataset
+            raise PodiumError(f"cannot create the market dataset under {config.datasets_root}:"
+                              f" {exc.strerror or exc}", code="storage_error") from None
     try:
-        ensure_dataset(config.datasets_root, config.market)
-    except OSError as exc:  # disk full, read-only root: every spec needs the dataset
-        raise PodiumError(f"cannot create the market dataset under {config.datasets_root}: "
-                          f"{exc.strerror or exc}", code="storage_error") from None
-    landed = open_feed(config.datasets_root, config.market).landed_days()
-    return resolve_spec(config, spec, train_cutoff=landed[-1],
-                        dataset_fingerprint=dataset_fingerprint(config.market))
+        source = open_source(config.datasets_root, config.trainer)
+        landed = source.landed_days()
+        cutoff = resolve_cutoff(landed, config.trainer.train_cutoff)
+        fingerprint = source.fingerprint(cutoff, config.trainer)
+    except (PanelError, WindowError) as exc:  # bad data: nothing is trained or registered
+        raise InvalidData(str(exc)) from None
+    return resolve_spec(config, spec, train_cutoff=landed[-1], dataset_fingerprint=fingerprint)
 
 
 def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, engine: Engine,
