@@ -12,6 +12,8 @@ from registry import migrations, store
 from registry.client import DEFAULT_URL, Client
 from registry.console import (
     ConfigOption,
+    TokenOption,
+    UrlOption,
     console,
     err_console,
     get_config,
@@ -20,6 +22,7 @@ from registry.console import (
     table,
 )
 from registry.db import make_engine, read_session, translate_db_errors, write_session
+from registry.external_cli import external_app
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 
@@ -93,12 +96,6 @@ def audit(
 
 token_app = new_app("API tokens (bearer; scopes read ⊂ promote ⊂ admin).")
 app.add_typer(token_app, name="token")
-
-UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL",
-                                        help="The registry's URL ($PODIUM_URL).")]
-TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
-                                                 help="A bearer token ($PODIUM_TOKEN).",
-                                                 show_default=False)]
 
 
 @token_app.command("create")
@@ -285,6 +282,7 @@ def _print_transition(answer: dict) -> None:
 
 
 app.command()(leaderboard)
+app.add_typer(external_app, name="external")
 
 
 @app.command()

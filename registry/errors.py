@@ -91,3 +91,13 @@ class RequestInProgress(PodiumError):
     """A request with the same ``Idempotency-Key`` is still running."""
 
     code, status, title = "idempotency_in_progress", 409, "Request in progress"
+
+
+class LookAhead(PodiumError):
+    """Predictions for a day whose outcome is already known: refused, never stored."""
+
+    code, status, title = "outcome_landed", 409, "Outcome already landed"
+
+
+class UnsupportedMediaType(PodiumError):
+    code, status, title = "unsupported_media_type", 415, "Unsupported media type"

@@ -41,6 +41,7 @@ from registry.errors import IntegrityFailure
 from registry.lifecycle import State
 from registry.models import ModelVersion, ShadowError, ShadowScore, utcnow
 from scorer.portfolio import ranked_book, ranks, settle_days
+from shadow.external import materialise_submissions
 from shadow.lease import acquire_lease, new_holder, release_lease
 from shadow.predictions import PredictionStore
 from shadow.scores import ScoreRows, insert_scores
@@ -278,6 +279,10 @@ class _Context:
     def prepare(self, version: ModelVersion) -> _Work:
         """Which days ``version`` has to predict, and its model, verified and restored (an
         integrity failure is recorded, and the version is left out of this run)."""
+        if version.kind == "external":  # no model: settle the predictions its owner submitted
+            predicted = materialise_submissions(self.config, self.engine, self.predictions,
+                                                version, self.days)
+            return _Work(version, VersionOutcome(version.version_id), predicted, [])
         predicted = self.predictions.predicted_days(version.track, version.version_id)
         done, cutoff = set(predicted), version.train_cutoff
         pending = [d for d in self.days if d > cutoff and d not in done]

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from registry.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, cors_kwargs
 from registry.api.problems import install_problem_handlers
-from registry.api.routes import events, health, page, tracks, versions
+from registry.api.routes import events, external, health, page, tracks, versions
 from registry.api.webhooks import WebhookDispatcher
 from registry.auth import TokenCache
 from registry.config import PodiumConfig
@@ -66,7 +66,10 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
     install_problem_handlers(app)
-    for router in (health.router, tracks.router, versions.router, events.router):
+    # external before versions: its GET /versions/{id}/predictions would match versions' last
+    # route, GET /versions/{version_id:path}, otherwise
+    for router in (health.router, tracks.router, external.router, versions.router,
+                   events.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(page.router)  # the leaderboard page at /, outside the API
     if config.server.cors_origins:

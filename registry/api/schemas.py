@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from registry.ids import VERSION_ID_JSON_PATTERN, validate_version_id
+from registry.ids import SLUG_JSON_PATTERN, VERSION_ID_JSON_PATTERN, validate_version_id
+from registry.provenance import DIGEST_PATTERN, MAX_DESCRIPTION, MAX_URI
 from registry.store import as_utc
 
 MAX_REASON = 2000
@@ -36,6 +37,10 @@ class ModelVersionPublic(_Public):
     created_at: dt.datetime
     updated_at: dt.datetime
     champion_since: dt.datetime | None
+    kind: str = Field("builtin", description="builtin (a bundle) or external (trained anywhere; "
+                      "its bundle_path and bundle_digest are empty)")
+    provenance: dict[str, Any] | None = Field(
+        None, description="an external version's artefact uri, digest and metadata")
 
     @field_validator("created_at", "updated_at", "champion_since")
     @classmethod
@@ -51,6 +56,11 @@ class ChampionPublic(_Public):
     bundle_path: str
     bundle_digest: str
     champion_since: dt.datetime | None
+    kind: str = Field("builtin", description="builtin, or external: no bundle; load it from "
+                      "its provenance")
+    provenance: dict[str, Any] | None = Field(
+        None, description="external only: artefact uri, digest and metadata")
+    description: str | None = Field(None, description="external only")
 
     @field_validator("champion_since")
     @classmethod
@@ -247,3 +257,43 @@ class EventPublic(BaseModel):
 class EventPage(BaseModel):
     items: list[EventPublic]
     next: str | None = None
+
+
+class ExternalVersionRequest(_Request):
+    """A model trained anywhere: what identifies it (its fingerprint covers all of it)."""
+
+    track: str = Field(..., json_schema_extra={"pattern": SLUG_JSON_PATTERN})
+    label: str = Field(..., json_schema_extra={"pattern": SLUG_JSON_PATTERN})
+    train_cutoff: dt.date = Field(..., description="the last day of data it was trained on")
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    uri: str | None = Field(None, max_length=MAX_URI, description="where its artefact lives")
+    digest: str | None = Field(None, description="its artefact's digest, e.g. sha256:<hex>",
+                               json_schema_extra={"pattern": DIGEST_PATTERN})
+    metadata: dict[str, Any] = Field(default_factory=dict, description="free-form JSON")
+
+    _description = field_validator("description")(_no_nul)
+
+
+class SubmissionPublic(_Public):
+    version_id: str
+    day: dt.date = Field(description="the day whose returns the scores forecast")
+    arrived_at: dt.datetime
+    n_assets: int = Field(description="scores kept (assets in the track's universe)")
+    n_unknown: int = Field(description="scores ignored: assets not in the track's universe")
+    digest: str
+    actor: str
+
+    @field_validator("arrived_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return as_utc(value)  # type: ignore[return-value]
+
+
+class SubmissionReceipt(BaseModel):
+    submission: SubmissionPublic
+    created: bool = Field(description="false: the same predictions were already stored")
+    unknown_assets: list[str] = Field(description="the first few ignored assets")
+
+
+class SubmissionList(BaseModel):
+    items: list[SubmissionPublic]
