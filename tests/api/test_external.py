@@ -285,3 +285,19 @@ def test_submitting_needs_the_promote_scope(ext_client, auth, external, ext_conf
                    scope="read")
     assert_problem(response, 403, "insufficient_scope")
     nothing_stored(ext_client, auth, external, ext_config)
+
+
+def test_an_external_champion_resolves_with_its_provenance(ext_client, auth, external) -> None:
+    promoted = ext_client.post(f"{API}/versions/{external}/promote", headers=auth("admin"),
+                               json={"reason": "the vendor's signal", "force": True})
+    assert promoted.status_code == 200, promoted.text
+    response = ext_client.get(f"{API}/tracks/{TRACK}/champion", headers=auth("read"))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["version_id"], body["kind"], body["bundle_path"]) == (external, "external", "")
+    assert body["provenance"] == {"uri": SUBMISSION["uri"], "digest": SUBMISSION["digest"],
+                                  "metadata": SUBMISSION["metadata"]}
+    assert body["description"] == SUBMISSION["description"]
+    again = ext_client.get(f"{API}/tracks/{TRACK}/champion",
+                           headers={**auth("read"), "If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304

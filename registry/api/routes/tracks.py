@@ -163,7 +163,9 @@ def _render(row: tuple, external: str = "") -> tuple[bytes, str]:
     etag = '"' + hashlib.sha256(
         f"{body.version_id}|{body.bundle_digest}|{body.champion_since}|{external}".encode()
     ).hexdigest()[:32] + '"'
-    return body.model_dump_json().encode(), etag
+    # a built-in champion's answer stays as lean as ever: the external fields only for those
+    lean = {"kind", "provenance", "description"} if body.kind != "external" else None
+    return body.model_dump_json(exclude=lean).encode(), etag
 
 
 @router.get("/{track:path}/audit", response_model=AuditPage,
