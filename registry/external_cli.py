@@ -12,7 +12,6 @@ import typer
 
 from registry.client import DEFAULT_URL, Client
 from registry.console import TokenOption, UrlOption, console, new_app, table
-from registry.errors import InvalidInput
 
 external_app = new_app("External versions: models trained anywhere, competing through daily "
                        "predictions submitted before each day's returns land.")
@@ -83,10 +82,13 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
         return None
     text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
     try:
-        return json.loads(text)
+        metadata = json.loads(text)
     except ValueError:
-        raise InvalidInput("--metadata must be a JSON object (or @FILE holding one)",
-                           code="invalid_metadata") from None
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise typer.BadParameter("must be a JSON object (or @FILE holding one)",
+                                 param_hint="--metadata")
+    return metadata
 
 
 def _read_scores(path: Path) -> Any:
@@ -102,7 +104,7 @@ def _read_scores(path: Path) -> Any:
             return scores
         frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
     except (ValueError, OSError) as exc:
-        raise InvalidInput(f"cannot read {path}: {exc}", code="invalid_predictions") from None
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="SCORES") from None
     if not {"asset", "score"} <= set(frame.columns):
-        raise InvalidInput(f"{path} needs columns asset and score", code="invalid_predictions")
+        raise typer.BadParameter(f"{path} needs columns asset and score", param_hint="SCORES")
     return frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -36,9 +37,18 @@ def free_port() -> int:
 @pytest.fixture
 def server(engine, db_url: str, artefacts_root: Path, tmp_path: Path) -> Iterator[Server]:
     """``registry serve`` against the test's (migrated) database; killed afterwards."""
+    with running_server(db_url, artefacts_root, tmp_path, "server:\n  public_reads: false\n"
+                        ) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_server(db_url: str, artefacts_root: Path, tmp_path: Path, config_text: str
+                   ) -> Iterator[Server]:
+    """``registry serve`` with ``config_text`` as its configuration file."""
     port = free_port()
     config = tmp_path / "podium.yaml"
-    config.write_text("server:\n  public_reads: false\n")
+    config.write_text(config_text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
     env.update(PODIUM_DATABASE_URL=db_url, PODIUM_ARTEFACTS_ROOT=str(artefacts_root),
                PODIUM_CONFIG=str(config))
