@@ -167,7 +167,7 @@ class Client:
         body = {"track": validate_slug(track, what="track"), "label": label,
                 "train_cutoff": str(train_cutoff), "description": description, "uri": uri,
                 "digest": digest, "metadata": metadata or {}}
-        return self._call("POST", "/versions", json=body)
+        return self._call("POST", "/external-versions", json=body)
 
     def submit_predictions(self, version_id: str, day: dt.date | str,
                            scores: Mapping[str, float] | Any, *,

@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from registry.errors import IntegrityFailure, InvalidInput
 from registry.ids import build_version_id, canonical_json, validate_slug
@@ -26,6 +25,9 @@ MAX_METADATA_BYTES = 16_384
 # e.g. "sha256:3fa2…" or a bare hex digest (32 to 128 hex digits)
 DIGEST_PATTERN = r"^(?:[a-z0-9][a-z0-9-]{0,15}:)?[0-9a-f]{32,128}$"
 _DIGEST = re.compile(DIGEST_PATTERN)
+# a scheme, ":", then something that is not only slashes; no white space or NUL anywhere
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:/*[^\s/\u0000][^\s\u0000]*$"
+_URI = re.compile(URI_PATTERN)
 
 
 def provenance_record(*, uri: str | None, digest: str | None,
@@ -34,12 +36,10 @@ def provenance_record(*, uri: str | None, digest: str | None,
     if not uri and not digest:
         raise InvalidInput("an external version needs its provenance: an artefact URI, a "
                            "digest, or both", code="provenance_required")
-    if uri is not None:
-        parts = urlsplit(uri) if len(uri) <= MAX_URI and "\x00" not in uri else None
-        if parts is None or not parts.scheme or not (parts.netloc or parts.path):
-            raise InvalidInput(f"artefact URI must be an absolute URI such as "
-                               f"s3://bucket/model.pt, at most {MAX_URI} characters",
-                               code="invalid_uri")
+    if uri is not None and (len(uri) > MAX_URI or not _URI.fullmatch(uri)):
+        raise InvalidInput(f"artefact URI must be an absolute URI such as s3://bucket/model.pt "
+                           f"(a scheme, ':', no spaces), at most {MAX_URI} characters",
+                           code="invalid_uri")
     if digest is not None and not _DIGEST.fullmatch(digest):
         raise InvalidInput("artefact digest must be lower-case hex (32-128 digits), optionally "
                            "prefixed by its algorithm, e.g. sha256:3fa2…", code="invalid_digest")

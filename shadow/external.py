@@ -66,21 +66,24 @@ def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str,
     """Check and store one day of an external version's predictions (all or nothing)."""
     arrived_at = utcnow()
     scores = _checked(assets, scores)
+    digest = hashlib.sha256(canonical_json(sorted(zip(assets, scores.tolist(), strict=True)))
+                            .encode("utf-8")).hexdigest()
     with read_session(engine) as session:
         version = store.get_version(session, version_id)
         _check_version(version, day)
+        existing = session.get(PredictionSubmission, (version_id, day))
         settled = session.exec(select(func.max(ShadowScore.day)).where(
             ShadowScore.version_id == version_id)).one()
     landed = landed_days(config, version.track)
-    _check_day(version, day, landed, settled)
     universe = track_universe(config, version.track, landed)
     known = np.array([asset in universe for asset in assets], dtype=bool)
+    unknown = [a for a, k in zip(assets, known, strict=True) if not k][:SHOWN]
+    if existing is not None:  # a retry of what was stored answers the same, even once landed
+        return Accepted(_same(existing, digest), False, unknown)
+    _check_day(version, day, landed, settled)
     if not known.any():
         raise InvalidInput(f"none of the {len(assets)} assets is in track {version.track}'s "
                            f"universe (e.g. {_few(list(assets))})", code="no_known_assets")
-    digest = hashlib.sha256(canonical_json(sorted(zip(assets, scores.tolist(), strict=True)))
-                            .encode("utf-8")).hexdigest()
-    unknown = [a for a, k in zip(assets, known, strict=True) if not k][:SHOWN]
     row = PredictionSubmission(version_id=version_id, day=day, arrived_at=arrived_at,
                                n_assets=int(known.sum()), n_unknown=int((~known).sum()),
                                digest=digest, actor=actor)

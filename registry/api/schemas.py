@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.ids import SLUG_JSON_PATTERN, VERSION_ID_JSON_PATTERN, validate_version_id
-from registry.provenance import DIGEST_PATTERN, MAX_DESCRIPTION, MAX_URI
+from registry.provenance import DIGEST_PATTERN, MAX_DESCRIPTION, MAX_URI, URI_PATTERN
 from registry.store import as_utc
 
 MAX_REASON = 2000
@@ -260,18 +260,32 @@ class EventPage(BaseModel):
 
 
 class ExternalVersionRequest(_Request):
-    """A model trained anywhere: what identifies it (its fingerprint covers all of it)."""
+    """A model trained anywhere: what identifies it (its fingerprint covers all of it). Its
+    provenance is an artefact ``uri``, a ``digest``, or both."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["uri"], "properties": {"uri": {"type": "string"}}},
+        {"required": ["digest"], "properties": {"digest": {"type": "string"}}}]})
 
     track: str = Field(..., json_schema_extra={"pattern": SLUG_JSON_PATTERN})
     label: str = Field(..., json_schema_extra={"pattern": SLUG_JSON_PATTERN})
     train_cutoff: dt.date = Field(..., description="the last day of data it was trained on")
-    description: str = Field("", max_length=MAX_DESCRIPTION)
-    uri: str | None = Field(None, max_length=MAX_URI, description="where its artefact lives")
+    description: str = Field("", max_length=MAX_DESCRIPTION,
+                             json_schema_extra={"pattern": r"^[^\u0000]*$"})
+    uri: str | None = Field(None, max_length=MAX_URI, description="where its artefact lives",
+                            json_schema_extra={"pattern": URI_PATTERN})
     digest: str | None = Field(None, description="its artefact's digest, e.g. sha256:<hex>",
                                json_schema_extra={"pattern": DIGEST_PATTERN})
     metadata: dict[str, Any] = Field(default_factory=dict, description="free-form JSON")
 
     _description = field_validator("description")(_no_nul)
+
+    @field_validator("train_cutoff", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if not isinstance(value, str | dt.date):  # a number is not a day (no timestamps)
+            raise ValueError("must be a date, YYYY-MM-DD")
+        return value
 
 
 class SubmissionPublic(_Public):

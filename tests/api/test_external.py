@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("tokens")
 
 @pytest.fixture
 def external(ext_client, auth) -> str:
-    response = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("promote"))
+    response = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("promote"))
     assert response.status_code == 201, response.text
     return response.json()["version_id"]
 
@@ -65,7 +65,7 @@ def nothing_stored(client, auth, version_id, ext_config) -> None:
 
 
 def test_register_external_version(ext_client, auth, engine: Engine) -> None:
-    response = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("promote"))
+    response = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("promote"))
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["version_id"] == expected_version_id(SUBMISSION)
@@ -81,8 +81,8 @@ def test_register_external_version(ext_client, auth, engine: Engine) -> None:
 
 
 def test_registering_the_same_submission_again_is_idempotent(ext_client, auth, engine) -> None:
-    first = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("promote"))
-    again = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("admin"))
+    first = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("promote"))
+    again = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("admin"))
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["version_id"] == first.json()["version_id"]
     assert again.json()["created_at"] == first.json()["created_at"]
@@ -98,14 +98,15 @@ def test_a_different_submission_with_a_taken_id_is_409(ext_client, auth, engine)
             train_cutoff=dt.date(2024, 2, 28), fingerprint=version_id[-8:] + "0" * 56,
             bundle_path="models/x", bundle_digest="0" * 64, created_at=utcnow(),
             updated_at=utcnow()), actor="test", reason="registered")
-    response = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("promote"))
+    response = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("promote"))
     body = assert_problem(response, 409, "version_conflict")
     assert "different fingerprint" in body["detail"]
 
 
 def test_another_description_is_another_version(ext_client, auth) -> None:
-    one = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("promote")).json()
-    other = ext_client.post(f"{API}/versions", json={**SUBMISSION, "description": "v2"},
+    one = ext_client.post(f"{API}/external-versions", json=SUBMISSION,
+                          headers=auth("promote")).json()
+    other = ext_client.post(f"{API}/external-versions", json={**SUBMISSION, "description": "v2"},
                             headers=auth("promote")).json()
     assert one["version_id"] != other["version_id"]
     assert other["version_id"] == expected_version_id({**SUBMISSION, "description": "v2"})
@@ -121,7 +122,7 @@ def test_another_description_is_another_version(ext_client, auth) -> None:
     ({"metadata": {"blob": "x" * 20_000}}, 413, "payload_too_large", "limit of 4096 bytes"),
 ])
 def test_register_refuses_bad_input(ext_client, auth, change, status, code, words) -> None:
-    response = ext_client.post(f"{API}/versions", json={**SUBMISSION, **change},
+    response = ext_client.post(f"{API}/external-versions", json={**SUBMISSION, **change},
                                headers=auth("promote"))
     body = assert_problem(response, status, code)
     assert words in body["detail"] + json.dumps(body.get("errors", []))
@@ -129,7 +130,7 @@ def test_register_refuses_bad_input(ext_client, auth, change, status, code, word
 
 
 def test_register_needs_the_promote_scope(ext_client, auth) -> None:
-    response = ext_client.post(f"{API}/versions", json=SUBMISSION, headers=auth("read"))
+    response = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("read"))
     assert_problem(response, 403, "insufficient_scope")
 
 
@@ -198,6 +199,19 @@ def test_no_look_ahead_after_the_day_lands(ext_client, auth, external, ext_confi
     nothing_stored(ext_client, auth, external, ext_config)
 
 
+def test_a_retry_after_the_day_landed_answers_what_was_stored(ext_client, auth, external,
+                                                              ext_config) -> None:
+    day = next_day(ext_config)
+    first = put(ext_client, auth, external, day, {"scores": scores()})
+    assert first.status_code == 201
+    land(ext_config, 1)
+    again = put(ext_client, auth, external, day, {"scores": scores()})
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["submission"] == first.json()["submission"]
+    assert_problem(put(ext_client, auth, external, day, {"scores": scores(offset=1.0)}), 409,
+                   "predictions_exist")
+
+
 def test_a_day_in_the_past_is_refused(ext_client, auth, external, ext_config) -> None:
     past = dt.date(2024, 3, 2)  # a Saturday between landed days: never lands, still the past
     body = assert_problem(put(ext_client, auth, external, past, {"scores": scores()}), 409,
@@ -209,7 +223,7 @@ def test_a_day_in_the_past_is_refused(ext_client, auth, external, ext_config) ->
 def test_a_day_not_after_the_train_cutoff_is_refused(ext_client, auth, ext_config) -> None:
     future = next_day(ext_config) + dt.timedelta(days=7)
     late = {**SUBMISSION, "train_cutoff": future.isoformat()}
-    version_id = ext_client.post(f"{API}/versions", json=late,
+    version_id = ext_client.post(f"{API}/external-versions", json=late,
                                  headers=auth("promote")).json()["version_id"]
     body = assert_problem(put(ext_client, auth, version_id, next_day(ext_config),
                               {"scores": scores()}), 422, "day_not_after_cutoff")

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from registry.db import read_session, write_session
-from registry.errors import LookAhead
+from registry.errors import AlreadyExists, LookAhead
 from registry.external import register_external_version
 from registry.models import ShadowScore
 from shadow.external import submit_predictions
@@ -106,9 +106,10 @@ def test_a_day_waits_for_its_outcome_and_a_settled_day_is_refused(engine: Engine
     with pytest.raises(LookAhead, match="already settled") as err:
         submit(engine, ext_config, external, landed(ext_config)[-2], scores)
     assert err.value.code == "day_settled"
-    with pytest.raises(LookAhead, match="have already landed") as err:
-        submit(engine, ext_config, external, first, scores)
-    assert err.value.code == "outcome_landed"
+    assert submit(engine, ext_config, external, first, scores).created is False  # a retry
+    with pytest.raises(AlreadyExists, match="already submitted") as exists:
+        submit(engine, ext_config, external, first, {**scores, "A00": -1.0})
+    assert exists.value.code == "predictions_exist"
 
 
 def test_missing_assets_are_left_out_of_the_book(engine: Engine, ext_config, external) -> None:

@@ -28,19 +28,25 @@ from registry.api.schemas import (
 )
 from registry.db import write_session
 from registry.external import register_external_version
+from shadow.external import MAX_ASSET_NAME, MAX_ASSETS
 
-router = APIRouter(prefix="/versions", tags=["external versions"])
+router = APIRouter(tags=["external versions"])
 DayPath = Annotated[dt.date, Path(description="the day whose returns the scores forecast "
                                   "(YYYY-MM-DD); it must not have landed yet")]
 _BODY = {"content": {JSON_TYPES[0]: {"schema": {
     "type": "object", "required": ["scores"], "additionalProperties": False,
-    "properties": {"scores": {"type": "object", "additionalProperties": {"type": "number"}}}}},
+    "properties": {"scores": {
+        "type": "object", "minProperties": 1, "maxProperties": MAX_ASSETS,
+        "propertyNames": {"minLength": 1, "maxLength": MAX_ASSET_NAME,
+                          "pattern": "^[^\\u0000]*$"},
+        "additionalProperties": {"type": "number"},
+        "description": "asset -> score; each asset once, every score finite"}}}},
     PARQUET_TYPES[0]: {"schema": {"type": "string", "format": "binary",
                                   "description": "columns asset (string), score (number)"}}},
     "required": True}
 
 
-@router.post("", response_model=ModelVersionPublic, status_code=201,
+@router.post("/external-versions", response_model=ModelVersionPublic, status_code=201,
              responses={200: {"model": ModelVersionPublic,
                               "description": "the same submission was already registered"},
                         **problem_responses(400, 401, 403, 409, 413, 422, 503, why={
@@ -59,7 +65,7 @@ def register_external(body: ExternalVersionRequest, principal: PromoterDep, engi
     return JSONResponse(public, status_code=201 if created else 200)
 
 
-@router.put("/{version_id}/predictions/{day}", response_model=SubmissionReceipt,
+@router.put("/versions/{version_id}/predictions/{day}", response_model=SubmissionReceipt,
             status_code=201, openapi_extra={"requestBody": _BODY},
             responses=problem_responses(
                 401, 403, 404, 409, 413, 415, 422, 503,
@@ -74,7 +80,7 @@ def register_external(body: ExternalVersionRequest, principal: PromoterDep, engi
 async def submit_predictions(version_id: VersionIdPath, day: DayPath, principal: PromoterDep,
                              engine: EngineDep, config: ConfigDep, request: Request
                              ) -> JSONResponse:
-    from shadow.external import submit_predictions as submit  # pandas, pyarrow: on first use
+    from shadow.external import submit_predictions as submit
 
     assets, scores = parse_predictions(await request.body(), request.headers.get("content-type"))
     accepted = await run_in_threadpool(submit, engine, config, version_id=version_id, day=day,
@@ -86,7 +92,7 @@ async def submit_predictions(version_id: VersionIdPath, day: DayPath, principal:
                         status_code=201 if accepted.created else 200)
 
 
-@router.get("/{version_id}/predictions", response_model=SubmissionList,
+@router.get("/versions/{version_id}/predictions", response_model=SubmissionList,
             responses=problem_responses(401, 404, 422, 503),
             summary="The days an external version submitted, and when each arrived")
 def list_submissions(version_id: VersionIdPath, engine: EngineDep, _: ReaderDep
