@@ -21,7 +21,7 @@ from registry.console import (
     run,
     table,
 )
-from registry.db import make_engine, read_session, translate_db_errors, write_session
+from registry.db import make_engine, read_session, safe_url, write_session
 from registry.external_cli import external_app
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
@@ -35,16 +35,14 @@ def migrate(config: ConfigOption = None) -> None:
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
-        with translate_db_errors():
-            before = migrations.current_revision(engine)
-            migrations.upgrade(engine)
-            after = migrations.current_revision(engine)
+        before, after = migrations.upgrade_to_head(engine)
     finally:
         engine.dispose()
+    where = safe_url(settings.database.url)
     if before == after:
-        console.print(f"database already at {after} (head): {_safe_url(settings)}")
+        console.print(f"database already at {after} (head): {where}")
     else:
-        console.print(f"database upgraded {before or 'empty'} → {after}: {_safe_url(settings)}")
+        console.print(f"database upgraded {before or 'empty'} → {after}: {where}")
 
 
 @app.command()
@@ -76,7 +74,7 @@ def audit(
     track: str | None = typer.Option(None, help="Only this track."),
     limit: int = typer.Option(50, min=1, max=store.MAX_PAGE, help="At most this many rows."),
 ) -> None:
-    """Show the audit log of transitions, newest first."""
+    """Show the audit log (transitions and refused promotions), newest first."""
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
@@ -185,7 +183,7 @@ def serve(
                       settings.shadow.in_serve else [])
     bind_host, bind_port = host or settings.server.host, port or settings.server.port
     err_console.print(f"serving Podium on http://{bind_host}:{bind_port} (docs at /docs); "
-                      f"database {_safe_url(settings)}", markup=False, soft_wrap=True)
+                      f"database {safe_url(settings.database.url)}", markup=False, soft_wrap=True)
     uvicorn.run(app_, host=bind_host, port=bind_port, log_level=log_level, access_log=False,
                 server_header=False)
 
@@ -307,16 +305,10 @@ def demo(
     Ctrl-C. Re-running reuses the database, the market and the trained versions.
     Exit codes: 0 done (a refusal by the gate is a result, not a failure), 1 a step failed,
     2 bad configuration."""
-    from registry.demo import run_demo
+    from registry.demo.story import run_demo
 
     raise typer.Exit(run_demo(config, serve=not no_serve, host=host, port=port,
                               tick_seconds=tick_seconds))
-
-
-def _safe_url(settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database.url).render_as_string(hide_password=True)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ exit non-zero. Codes are part of the contract with users' scripts: never rename 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -101,3 +102,9 @@ class LookAhead(PodiumError):
 
 class UnsupportedMediaType(PodiumError):
     code, status, title = "unsupported_media_type", 415, "Unsupported media type"
+
+
+def describe_invalid_fields(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic's validation errors (``exc.errors()``) on one line: ``a.b: msg; c: msg``."""
+    return "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: "
+                     f"{error.get('msg', '')}" for error in errors)

@@ -22,14 +22,14 @@ def leaderboard(
     track: str | None = typer.Option(None, help="Only this track (default: every track)."),
 ) -> None:
     """Rank each track's versions on shadow net return, champion first, with the gate verdict."""
-    from registry.leaderboard import build_leaderboard  # scipy/pandas: only when asked
+    from registry.evidence import read_leaderboard  # scipy/pandas: only when asked
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
         with read_session(engine) as session:
             tracks = [track] if track else list_tracks(session)
-            boards = [build_leaderboard(session, track=t, config=settings) for t in tracks]
+            boards = [read_leaderboard(session, track=t, config=settings) for t in tracks]
     finally:
         engine.dispose()
     if not boards:

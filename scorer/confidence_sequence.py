@@ -1,6 +1,6 @@
 """The normal-mixture confidence sequence: a bound on the mean valid however often it is checked.
 
-GATE.md: pass when d̄_T − σ̂_T·m(T) > δ, with
+docs/gate.md: pass when d̄_T − σ̂_T·m(T) > δ, with
 m(t) = sqrt( 2(tρ²+1)/(t²ρ²) · log( sqrt(tρ²+1) / a ) ) and
 ρ² = (−W₋₁(−a²·e^{a²−1}) − 1) / t_opt, the mixture tuned to be tightest near t = t_opt.
 """

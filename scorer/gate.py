@@ -1,4 +1,4 @@
-"""The promotion gate, exactly as GATE.md specifies it.
+"""The promotion gate, exactly as docs/gate.md specifies it.
 
 A challenger passes only with (1) enough paired days, (2) evidence, corrected for the number of
 challengers being tried, that its mean daily net beats the champion's by more than the margin,

@@ -1,6 +1,6 @@
 """Settings of the scorer: the portfolio rule, the cost model and the promotion gate.
 
-These are the `shadow.portfolio` and `gate` sections of the configuration (GATE.md gives the
+These are the `shadow.portfolio` and `gate` sections of the configuration (docs/gate.md gives the
 defaults); `registry.config` embeds them, the scorer's functions take them as arguments.
 """
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class GateSettings(BaseModel):
-    """GATE.md, "Settings": what a challenger must show before it may replace the champion."""
+    """docs/gate.md, "Settings": what a challenger must show before it may replace the champion."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,6 +1,6 @@
 """Per-day Sharpe ratio, the Probabilistic and the Deflated Sharpe Ratio.
 
-Bailey & López de Prado (2012, 2014), as GATE.md states them: per-day SR (standard deviation with
+Bailey & López de Prado (2012, 2014), as docs/gate.md has them: per-day SR (standard deviation with
 ddof = 1), sample skewness γ₃ and **raw** kurtosis γ₄ (bias-corrected estimators, as pandas and
 quantstats compute them), and
 PSR(SR*) = Φ((SR − SR*)·sqrt(T − 1) / sqrt(1 − γ₃·SR + (γ₄ − 1)/4·SR²)),

@@ -10,10 +10,10 @@ import logging
 import sys
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from registry.console import ConfigOption, console, get_config, new_app, run, table
 from registry.db import make_engine
+from registry.progress_bars import scoring_bar
 from shadow.runner import ShadowRun, run_shadow
 from shadow.schedule import blocking_scheduler, trigger
 from trainer.dataset import land_days, open_feed
@@ -28,15 +28,8 @@ def run_command(config: ConfigOption = None) -> None:
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
-        with Progress(TextColumn("shadow"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("", total=None)
-
-            def progress(version_id: str, done: int, total: int) -> None:
-                bar.update(task, total=total, completed=done, description=version_id)
-
-            result = run_shadow(settings, engine, progress=progress)
+        with scoring_bar("shadow") as report:
+            result = run_shadow(settings, engine, progress=report)
     finally:
         engine.dispose()
     _report(result)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from registry import store
 from registry.config import ModelSpec, PodiumConfig
 from registry.console import ConfigOption, console, fail, get_config, new_app, run, table
 from registry.db import make_engine, read_session
 from registry.errors import ConfigError
+from registry.progress_bars import training_bar
 from zoo.runner import run_spec
 from zoo.runs import RunRecord, last_runs_by_spec
 from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
@@ -66,16 +66,8 @@ def main(
 
 
 def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool) -> RunRecord:
-    budget = settings.trainer.time_budget_seconds
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[log]}", style="dim"))
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(f"training {spec.name}", total=budget, log="")
-
-        def progress(_name: str, elapsed: float, last_line: str) -> None:
-            bar.update(task, completed=min(elapsed, budget), log=last_line[-60:])
-
-        record = run_spec(settings, spec, engine=engine, force=force, progress=progress)
+    with training_bar(spec.name, budget_seconds=settings.trainer.time_budget_seconds) as report:
+        record = run_spec(settings, spec, engine=engine, force=force, progress=report)
     style = "green" if record.status in OK_STATUSES else "red"
     console.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
                   f"({record.duration_seconds:.1f} s) {record.message}")

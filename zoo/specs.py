@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from registry.config import ModelSpec, PodiumConfig
-from registry.errors import ConfigError
+from registry.errors import ConfigError, describe_invalid_fields
 from registry.ids import build_version_id, fingerprint
 from trainer import TRAINER_CODE_VERSION
 from trainer.config import TrainConfig
@@ -100,9 +100,7 @@ def overlay(config: PodiumConfig, spec: ModelSpec, *, train_cutoff: dt.date) -> 
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe_invalid_fields(exc.errors())
         raise ConfigError(f"spec {spec.name!r}: invalid overrides: {problems}",
                           code="invalid_overrides") from None
 

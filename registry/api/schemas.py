@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from registry.ids import SLUG_JSON_PATTERN, VERSION_ID_JSON_PATTERN, validate_version_id
 from registry.provenance import DIGEST_PATTERN, MAX_DESCRIPTION, MAX_URI, URI_PATTERN
@@ -17,6 +17,10 @@ MAX_REASON = 2000
 # "no champion yet".
 _REASON = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}
 _EXPECTED = {"pattern": rf"^$|{VERSION_ID_JSON_PATTERN}"}
+
+
+# SQLite hands back naive datetimes (written in UTC): the API always answers with an offset.
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
 
 
 class _Public(BaseModel):
@@ -34,18 +38,13 @@ class ModelVersionPublic(_Public):
     bundle_path: str
     bundle_digest: str
     details: dict[str, Any]
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    champion_since: dt.datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    champion_since: UtcDateTime | None
     kind: str = Field("builtin", description="builtin (a bundle) or external (trained anywhere; "
                       "its bundle_path and bundle_digest are empty)")
     provenance: dict[str, Any] | None = Field(
         None, description="an external version's artefact uri, digest and metadata")
-
-    @field_validator("created_at", "updated_at", "champion_since")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return as_utc(value)
 
 
 class ChampionPublic(_Public):
@@ -55,17 +54,12 @@ class ChampionPublic(_Public):
     track: str
     bundle_path: str
     bundle_digest: str
-    champion_since: dt.datetime | None
+    champion_since: UtcDateTime | None
     kind: str = Field("builtin", description="builtin, or external: no bundle; load it from "
                       "its provenance")
     provenance: dict[str, Any] | None = Field(
         None, description="external only: artefact uri, digest and metadata")
     description: str | None = Field(None, description="external only")
-
-    @field_validator("champion_since")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return as_utc(value)
 
 
 class AuditEntryPublic(_Public):
@@ -81,12 +75,7 @@ class AuditEntryPublic(_Public):
     gate_report: dict[str, Any] | None
     forced: bool
     request_id: str | None
-    created_at: dt.datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, value: dt.datetime) -> dt.datetime:
-        return as_utc(value)  # type: ignore[return-value]
+    created_at: UtcDateTime
 
 
 class TrackPublic(BaseModel):
@@ -128,7 +117,7 @@ class LeaderboardMetrics(BaseModel):
     breakeven_cost_bps: float | None
 
 
-class LeaderboardRow(BaseModel):
+class LeaderboardRowPublic(BaseModel):
     version_id: str
     state: str
     spec: str
@@ -149,7 +138,7 @@ class Leaderboard(BaseModel):
     winner: str | None = Field(None, description="the challenger the gate would promote")
     winner_reason: str | None
     spa_pvalue: float | None
-    rows: list[LeaderboardRow] = Field(description="champion first, then challengers by "
+    rows: list[LeaderboardRowPublic] = Field(description="champion first, then challengers by "
                                                    "verdict and mean net, retired last")
     curves: dict[str, CumulativeNet] = Field(description="cumulative net return per version")
 
@@ -170,21 +159,10 @@ def _no_nul(value: str) -> str:
     return value
 
 
-class PromoteRequest(_Request):
-    reason: str = Field(..., min_length=1, max_length=MAX_REASON, json_schema_extra=_REASON)
-    force: bool = False
-    expected_champion: str | None = Field(
-        None, description="compare-and-set: the champion you believe is current; \"\" for none "
-        "yet; null skips the check", json_schema_extra=_EXPECTED)
-
-    _reason = field_validator("reason")(_no_nul)
-
-    @field_validator("expected_champion")
-    @classmethod
-    def _valid_id(cls, value: str | None) -> str | None:
-        if value:
-            validate_version_id(value)
-        return value
+def _version_id_or_empty(value: str | None) -> str | None:
+    if value:
+        validate_version_id(value)
+    return value
 
 
 class ReasonRequest(_Request):
@@ -193,17 +171,17 @@ class ReasonRequest(_Request):
     _reason = field_validator("reason")(_no_nul)
 
 
+class PromoteRequest(ReasonRequest):
+    force: bool = False
+    expected_champion: Annotated[str | None, AfterValidator(_version_id_or_empty)] = Field(
+        None, description="compare-and-set: the champion you believe is current; \"\" for none "
+        "yet; null skips the check", json_schema_extra=_EXPECTED)
+
+
 class RollbackRequest(ReasonRequest):
-    expected_champion: str | None = Field(
+    expected_champion: Annotated[str | None, AfterValidator(_version_id_or_empty)] = Field(
         None, description="compare-and-set: the champion you believe is current; null skips the "
         "check", json_schema_extra=_EXPECTED)
-
-    @field_validator("expected_champion")
-    @classmethod
-    def _valid_id(cls, value: str | None) -> str | None:
-        if value:
-            validate_version_id(value)
-        return value
 
 
 class TransitionPublic(BaseModel):
@@ -235,13 +213,8 @@ class DeliveryPublic(_Public):
     attempts: int
     last_status: int | None
     last_error: str | None
-    next_attempt_at: dt.datetime
-    delivered_at: dt.datetime | None
-
-    @field_validator("next_attempt_at", "delivered_at")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return as_utc(value)
+    next_attempt_at: UtcDateTime
+    delivered_at: UtcDateTime | None
 
 
 class EventPublic(BaseModel):
@@ -291,16 +264,11 @@ class ExternalVersionRequest(_Request):
 class SubmissionPublic(_Public):
     version_id: str
     day: dt.date = Field(description="the day whose returns the scores forecast")
-    arrived_at: dt.datetime
+    arrived_at: UtcDateTime
     n_assets: int = Field(description="scores kept (assets in the track's universe)")
     n_unknown: int = Field(description="scores ignored: assets not in the track's universe")
     digest: str
     actor: str
-
-    @field_validator("arrived_at")
-    @classmethod
-    def _utc(cls, value: dt.datetime) -> dt.datetime:
-        return as_utc(value)  # type: ignore[return-value]
 
 
 class SubmissionReceipt(BaseModel):

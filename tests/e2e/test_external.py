@@ -22,7 +22,8 @@ from registry import store
 from registry.client import Client, load_champion
 from registry.db import write_session
 from registry.errors import ConfigError
-from tests.e2e.conftest import BIN, running_server
+from registry.testing import RegistryServer
+from tests.e2e.conftest import BIN
 from tests.shadow.conftest import trained  # noqa: F401  (the tiny built-in bundles)
 from tests.zoo.conftest import TINY, tiny_config
 from trainer.dataset import dataset_dir, open_feed
@@ -52,7 +53,9 @@ def tiny_server(trained, engine: Engine, db_url: str, artefacts_root: Path,  # n
     settings = yaml.safe_load(TINY.read_text())
     settings["server"] = {"public_reads": False}
     settings["shadow"] = {**settings.get("shadow", {}), "in_serve": False}
-    with running_server(db_url, artefacts_root, tmp_path, yaml.safe_dump(settings)) as server:
+    with RegistryServer(database_url=db_url, artefacts_root=artefacts_root, workdir=tmp_path,
+                        config=settings) as server:
+        server.env["PODIUM_URL"] = server.url
         yield server, config, [v[0] for v in versions]
 
 

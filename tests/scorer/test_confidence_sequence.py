@@ -17,7 +17,7 @@ def boundary_by_hand(t, rho2, level):
 
 @pytest.mark.parametrize(("level", "t_opt"), [(0.05, 120), (0.005, 120), (0.0125, 250)])
 def test_rho2_solves_gate_md_lambert_equation(level, t_opt):
-    # GATE.md: ρ² = (−W₋₁(z) − 1)/t_opt, z = −a²·e^{a²−1}; W₋₁(z) is the root w < −1 of w·eʷ = z
+    # docs/gate.md: ρ² = (−W₋₁(z) − 1)/t_opt, z = −a²·e^{a²−1}; W₋₁(z): root w < −1 of w·eʷ = z
     z = -(level**2) * math.exp(level**2 - 1)
     w = brentq(lambda w: w * math.exp(w) - z, -60.0, -1.0, xtol=1e-14)
     assert mixture_rho2(level, t_opt) == pytest.approx((-w - 1) / t_opt, rel=1e-10)
@@ -33,7 +33,7 @@ def test_rho2_makes_the_boundary_all_but_tightest_at_t_opt(level, t_opt):
     )
     rho2 = mixture_rho2(level, t_opt)
     at_rho2 = boundary_by_hand(t_opt, rho2, level)
-    # GATE.md's e^{a²} factor moves ρ² off the exact minimiser by O(a²): negligible in m(t_opt)
+    # docs/gate.md's e^{a²} factor moves ρ² off the exact minimiser by O(a²): negligible in m(t_opt)
     assert at_rho2 == pytest.approx(best.fun, rel=1e-6)
     assert at_rho2 < boundary_by_hand(t_opt, rho2 * 1.1, level)
     assert at_rho2 < boundary_by_hand(t_opt, rho2 / 1.1, level)

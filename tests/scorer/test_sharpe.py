@@ -1,4 +1,4 @@
-"""PSR against quantstats; the DSR against GATE.md's reference vector."""
+"""PSR against quantstats; the DSR against docs/gate.md's reference vector."""
 
 import math
 
