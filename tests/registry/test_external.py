@@ -12,6 +12,7 @@ from registry.db import read_session, write_session
 from registry.errors import AlreadyExists, IntegrityFailure, InvalidInput
 from registry.external import register_external_version
 from registry.models import ModelVersion
+from registry.promotion import promote_version
 from tests.external_fixtures import SUBMISSION, TRACK, expected_version_id
 
 CUTOFF = dt.date.fromisoformat(SUBMISSION["train_cutoff"])
@@ -27,7 +28,7 @@ def add_external(engine: Engine, **change) -> tuple[ModelVersion, bool]:
 
 def promote(engine: Engine, version_id: str, artefacts_root) -> store.Transition:
     with write_session(engine) as session:
-        return store.promote_version(session, version_id=version_id, actor="ana",
+        return promote_version(session, version_id=version_id, actor="ana",
                                      reason="forced in a test", gate=None, force=True,
                                      artefacts_root=artefacts_root)
 
