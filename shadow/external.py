@@ -194,10 +194,10 @@ def _check_day(version: ModelVersion, day: dt.date, landed: list[dt.date],
                         f"{settled}): predictions must arrive before their outcome",
                         code="day_settled")
     if landed and day <= landed[-1]:
-        when = "have already landed" if day in landed else \
-            f"is in the past (returns through {landed[-1]} have landed)"
-        raise LookAhead(f"returns for {day} {when}: predictions for a day must arrive before "
-                        "its returns land", code="outcome_landed")
+        what = (f"returns for {day} have already landed" if day in landed else
+                f"{day} is in the past (returns through {landed[-1]} have landed)")
+        raise LookAhead(f"{what}: predictions for a day must arrive before its returns land",
+                        code="outcome_landed")
 
 
 def _same(existing: PredictionSubmission | None, digest: str) -> PredictionSubmission:

@@ -8,6 +8,7 @@ external version is promoted over REST and a consumer resolves and loads it.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from registry import store
 from registry.client import Client, load_champion
 from registry.db import write_session
 from registry.errors import ConfigError
+from registry.ids import parse_version_id
 from registry.testing import RegistryServer
 from tests.e2e.conftest import BIN
 from tests.shadow.conftest import trained  # noqa: F401  (the tiny built-in bundles)
@@ -80,9 +82,12 @@ def test_an_external_model_competes_and_is_promoted(tiny_server, tokens, tmp_pat
     late = tmp_path / "late.csv"
     late.write_text("asset,score\nA00,0.5\nA01,-0.5\n")
     last = open_feed(config.datasets_root, config.market).landed_days()[-1]
-    refused = cli("external", "submit", version_id, "--day", str(last), str(late), env=env)
+    cutoff = parse_version_id(version_id).train_cutoff
+    saturday = cutoff + dt.timedelta(days=(5 - cutoff.weekday()) % 7 or 7)  # never lands
+    assert cutoff < saturday < last
+    refused = cli("external", "submit", version_id, "--day", str(saturday), str(late), env=env)
     assert refused.returncode == 1
-    assert refused.stderr.startswith("error: ") and "must arrive before" in refused.stderr
+    assert refused.stderr.startswith(f"error: {saturday} is in the past")
 
     settled = cli("run", env=env, tool="shadow")
     assert settled.returncode == 0, settled.stderr + settled.stdout
