@@ -108,3 +108,15 @@ def describe_invalid_fields(errors: Iterable[Mapping[str, Any]]) -> str:
     """Pydantic's validation errors (``exc.errors()``) on one line: ``a.b: msg; c: msg``."""
     return "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: "
                      f"{error.get('msg', '')}" for error in errors)
+
+
+class InvalidData(PodiumError):
+    """A track's data source breaks the panel contract (the detail names file, row, problem)."""
+
+    code, status, title, exit_code = "invalid_data", 422, "Invalid data", 2
+
+
+class HistoryChanged(PodiumError):
+    """A landed day changed after it was used: Podium refuses to score on rewritten history."""
+
+    code, status, title, exit_code = "history_changed", 409, "History changed", 2

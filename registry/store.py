@@ -137,7 +137,7 @@ def register_version(
         raise InvalidInput(f"version id {version_id} does not match fingerprint "
                            f"{fingerprint[:12]}…", code="fingerprint_mismatch")
     path = bundle_dir(artefacts_root, track=track, version_id=version_id)
-    digest = verify_bundle(path)
+    digest = verify_bundle(path, artefacts_root=artefacts_root)
     existing = session.get(ModelVersion, version_id)
     if existing is not None:
         return same_or_conflict(existing, fingerprint), False

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine
@@ -29,8 +30,8 @@ from registry.ids import canonical_json
 from registry.lifecycle import State
 from registry.models import ModelVersion, PredictionSubmission, ShadowScore, utcnow
 from scorer.portfolio import ranked_book
+from shadow.landing import landed_days, track_source
 from shadow.predictions import PredictionStore, SubmittedPredictions
-from trainer.dataset import open_feed
 
 MAX_ASSETS = 100_000
 MAX_ASSET_NAME = 128
@@ -44,21 +45,16 @@ class Accepted:
     unknown_assets: list[str]  # ignored (not in the track's universe); the first few
 
 
-def landed_days(config: PodiumConfig, track: str) -> list[dt.date]:
-    """The days of ``track``'s data that have landed."""
-    return open_feed(config.datasets_root, config.market).landed_days()
-
-
 def track_universe(config: PodiumConfig, track: str, landed: list[dt.date]) -> set[str]:
-    """The assets of ``track``'s last landed day (empty before any day has landed)."""
+    """The assets reporting on ``track``'s last landed day (none before any day has landed)."""
     if not landed:
         return set()
-    feed = open_feed(config.datasets_root, config.market)
-    return {str(a) for a in feed.returns(start=landed[-1], landed=landed[-1:]).columns}
+    last = track_source(config, track).window(start=landed[-1], end=landed[-1]).returns
+    return {str(asset) for asset in last.columns[last.notna().any(axis=0).to_numpy()]}
 
 
-def submissions_root(config: PodiumConfig) -> SubmittedPredictions:
-    return SubmittedPredictions(config.artefacts_root / "shadow" / "submissions")
+def submissions_root(artefacts_root: Path) -> SubmittedPredictions:
+    return SubmittedPredictions(Path(artefacts_root) / "shadow" / "submissions")
 
 
 def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str, day: dt.date,
@@ -87,7 +83,7 @@ def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str,
     row = PredictionSubmission(version_id=version_id, day=day, arrived_at=arrived_at,
                                n_assets=int(known.sum()), n_unknown=int((~known).sum()),
                                digest=digest, actor=actor)
-    files = submissions_root(config)
+    files = submissions_root(config.artefacts_root)
     with write_session(engine) as session:
         existing = session.get(PredictionSubmission, (version_id, day))
         if existing is not None:
@@ -120,23 +116,25 @@ def list_submissions(engine: Engine, version_id: str) -> list[PredictionSubmissi
                                  .order_by(PredictionSubmission.day)))
 
 
-def materialise_submissions(config: PodiumConfig, engine: Engine, predictions: PredictionStore,
-                            version: ModelVersion, days: list[dt.date]) -> list[dt.date]:
-    """Write each submitted day that has landed as the prediction of the landed day before it
-    (on or before the cutoff: not scored), once; return every day predicted so far."""
+def materialise_submissions(engine: Engine, predictions: PredictionStore, version: ModelVersion,
+                            days: list[dt.date], *, artefacts_root: Path, quantile: float
+                            ) -> list[dt.date]:
+    """Write each submitted day that has landed (in ``days``) as the prediction of the landed
+    day before it (on or before the cutoff: not scored), once; return every day predicted so
+    far."""
     with read_session(engine) as session:
         submitted = list(session.exec(select(PredictionSubmission.day).where(
             PredictionSubmission.version_id == version.version_id)))
     predicted = set(predictions.predicted_days(version.track, version.version_id))
     position = {day: k for k, day in enumerate(days)}
-    files = submissions_root(config)
+    files = submissions_root(artefacts_root)
     for day in sorted(submitted):
         k = position.get(day, 0)  # 0: not landed yet, or before this run's window
         if k == 0 or days[k - 1] <= version.train_cutoff or days[k - 1] in predicted:
             continue
         assets, scores = files.read(version.track, version.version_id, day)
         kept = np.asarray(scores, dtype=np.float32).astype(float)[None, :]  # as stored
-        weights, _ = ranked_book(kept, config.shadow.portfolio.quantile)
+        weights, _ = ranked_book(kept, quantile)
         predictions.write(version.track, version.version_id, days=[days[k - 1]], assets=assets,
                           scores=kept, weights=weights)
         predicted.add(days[k - 1])

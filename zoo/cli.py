@@ -35,11 +35,15 @@ def main(
                                     "one after another."),
     force: bool = typer.Option(False, "--force", help="Train even if this exact fingerprint "
                                "is already registered."),
+    track: str | None = typer.Option(None, "--track", help="The track to train for (default: "
+                                     "the top-level track); its data and specs are used."),
 ) -> None:
     """List specs (--list), train one (--spec NAME) or all active ones (--all-active)."""
     if sum([list_specs, spec is not None, all_active]) != 1:
         raise fail("choose exactly one of --list, --spec NAME, --all-active", exit_code=2)
     settings = get_config(config)
+    if track is not None:
+        settings = settings.for_track(track)
     check_all_specs(settings)
     engine = make_engine(settings.database.url)
     try:

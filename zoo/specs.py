@@ -34,6 +34,8 @@ ALLOWED: dict[str, str] = {
     "batch_size": "optimiser batch size",
     "early_stopping_patience": "how long to wait for validation improvement",
     "seed": "the model's random initialisation",
+    "extra_features": "numeric columns of the track's own panel, known at each day's close and "
+    "computed by the same code in training and serving; part of the fingerprint",
 }
 
 FORBIDDEN: dict[str, str] = {

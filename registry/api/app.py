@@ -17,11 +17,26 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
-from registry.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, cors_kwargs
+from registry.api.middleware import (
+    AllowedHostsMiddleware,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    cors_kwargs,
+)
 from registry.api.problems import install_problem_handlers
-from registry.api.routes import events, external, health, page, signin, static, tracks, versions
+from registry.api.routes import (
+    events,
+    external,
+    health,
+    page,
+    signin,
+    static,
+    tracks,
+    versions,
+    webhooks,
+)
 from registry.api.webhooks import WebhookDispatcher
-from registry.auth import TokenCache
+from registry.auth import FailedAuthLog, TokenCache
 from registry.config import PodiumConfig
 from registry.db import make_engine
 
@@ -37,7 +52,9 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     here and disposed of at shutdown."""
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(config.database.url)
-    dispatcher = (WebhookDispatcher(engine, config.server.webhooks, **(webhook_options or {}))
+    dispatcher = (WebhookDispatcher(engine, config.server.webhooks,
+                                    allow_private=config.server.webhooks_allow_private,
+                                    **(webhook_options or {}))
                   if config.server.webhooks else None)
 
     @asynccontextmanager
@@ -63,19 +80,21 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.config = config
     app.state.engine = engine
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    app.state.failed_auth = FailedAuthLog()
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
     install_problem_handlers(app)
     # external before versions: its GET /versions/{id}/predictions would match versions' last
     # route, GET /versions/{version_id:path}, otherwise
     for router in (health.router, tracks.router, external.router, versions.router,
-                   events.router):
+                   events.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (page.router, signin.router, static.router):  # the page at /, outside the API
         app.include_router(router)
     if config.server.cors_origins:
         app.add_middleware(CORSMiddleware, **cors_kwargs(config.server.cors_origins))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.server.max_body_bytes)
+    app.add_middleware(AllowedHostsMiddleware, allowed=config.server.hosts_allowed)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer has a request id
     return app
 
