@@ -19,9 +19,10 @@ from registry.config import PodiumConfig
 from trainer.dataset import land_days, open_feed
 
 TRACK = "equities-daily"
-MARKET = {"name": "ext", "seed": 5, "n_assets": 12, "n_days": 90, "initial_days": 60,
+# the first days landed give every asset the history the runner's book needs (WARMUP_DAYS)
+MARKET = {"name": "ext", "seed": 5, "n_assets": 12, "n_days": 180, "initial_days": 140,
           "start_date": "2024-01-01"}
-CUTOFF = dt.date(2024, 2, 28)  # a landed day some days before the last landed one
+CUTOFF = dt.date(2024, 7, 1)  # a landed day some days before the last landed one (07-12)
 SUBMISSION = {"track": TRACK, "label": "vendor-signal", "train_cutoff": CUTOFF.isoformat(),
               "description": "A vendor's daily reversal signal.",
               "uri": "s3://models/vendor/signal-7.pt",

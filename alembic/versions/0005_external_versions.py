@@ -5,7 +5,7 @@ competing through daily predictions submitted before each outcome lands). Every 
 version is built in. ``prediction_submission`` records when each day's predictions arrived.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -95,7 +95,7 @@ def test_a_different_submission_with_a_taken_id_is_409(ext_client, auth, engine)
     with write_session(engine) as session:  # the id, taken by a version with another fingerprint
         store.add_version(session, ModelVersion(
             version_id=version_id, track=TRACK, label="vendor-signal",
-            train_cutoff=dt.date(2024, 2, 28), fingerprint=version_id[-8:] + "0" * 56,
+            train_cutoff=dt.date(2024, 7, 1), fingerprint=version_id[-8:] + "0" * 56,
             bundle_path="models/x", bundle_digest="0" * 64, created_at=utcnow(),
             updated_at=utcnow()), actor="test", reason="registered")
     response = ext_client.post(f"{API}/external-versions", json=SUBMISSION, headers=auth("promote"))
@@ -213,7 +213,7 @@ def test_a_retry_after_the_day_landed_answers_what_was_stored(ext_client, auth, 
 
 
 def test_a_day_in_the_past_is_refused(ext_client, auth, external, ext_config) -> None:
-    past = dt.date(2024, 3, 2)  # a Saturday between landed days: never lands, still the past
+    past = dt.date(2024, 7, 6)  # a Saturday between landed days: never lands, still the past
     body = assert_problem(put(ext_client, auth, external, past, {"scores": scores()}), 409,
                           "outcome_landed")
     assert "is in the past" in body["detail"]
