@@ -14,6 +14,8 @@ from registry.backup import backup_sqlite, check_schema, restore_sqlite
 from registry.client import DEFAULT_URL, Client
 from registry.console import (
     ConfigOption,
+    TokenOption,
+    UrlOption,
     console,
     err_console,
     get_config,
@@ -22,6 +24,7 @@ from registry.console import (
     table,
 )
 from registry.db import make_engine, read_session, safe_url, translate_db_errors, write_session
+from registry.external_cli import external_app
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 
@@ -122,12 +125,6 @@ def audit(
 
 token_app = new_app("API tokens (bearer; scopes read ⊂ promote ⊂ admin).")
 app.add_typer(token_app, name="token")
-
-UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL",
-                                        help="The registry's URL ($PODIUM_URL).")]
-TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
-                                                 help="A bearer token ($PODIUM_TOKEN).",
-                                                 show_default=False)]
 
 
 @token_app.command("create")
@@ -316,6 +313,7 @@ def _print_transition(answer: dict) -> None:
 
 
 app.command()(leaderboard)
+app.add_typer(external_app, name="external")
 
 
 @app.command()

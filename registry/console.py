@@ -33,6 +33,12 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Configuration file (default: $PODIUM_CONFIG, "
                  "./podium.yaml, ./sample.yaml).", show_default=False),
 ]
+# The commands that go through the REST API
+UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL",
+                                        help="The registry's URL ($PODIUM_URL).")]
+TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
+                                                 help="A bearer token ($PODIUM_TOKEN).",
+                                                 show_default=False)]
 
 
 def new_app(help_text: str) -> typer.Typer:
