@@ -21,7 +21,7 @@ from registry.console import (
     run,
     table,
 )
-from registry.db import make_engine, read_session, translate_db_errors, write_session
+from registry.db import make_engine, read_session, safe_url, translate_db_errors, write_session
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 
@@ -35,15 +35,15 @@ def migrate(config: ConfigOption = None) -> None:
     engine = make_engine(settings.database.url)
     try:
         with translate_db_errors():
-            before = check_schema(engine)  # a schema from a newer Podium is left alone
-            migrations.upgrade(engine)
-            after = migrations.current_revision(engine)
+            check_schema(engine)  # a schema from a newer Podium is left alone
+        before, after = migrations.upgrade_to_head(engine)
     finally:
         engine.dispose()
+    where = safe_url(settings.database.url)
     if before == after:
-        console.print(f"database already at {after} (head): {_safe_url(settings)}")
+        console.print(f"database already at {after} (head): {where}")
     else:
-        console.print(f"database upgraded {before or 'empty'} → {after}: {_safe_url(settings)}")
+        console.print(f"database upgraded {before or 'empty'} → {after}: {where}")
 
 
 @app.command()
@@ -54,7 +54,7 @@ def backup(
     """Copy the SQLite database to PATH, consistently, even while it is being served."""
     settings = get_config(config)
     snapshot = backup_sqlite(settings.database.url, path)
-    console.print(f"backed up {_safe_url(settings)} to {snapshot.path} (schema "
+    console.print(f"backed up {safe_url(settings.database.url)} to {snapshot.path} (schema "
                   f"{snapshot.revision}, {snapshot.size_bytes} bytes)", markup=False,
                   soft_wrap=True)
 
@@ -68,7 +68,8 @@ def restore(
     """Restore the SQLite database from a backup (checked first); then run `registry migrate`."""
     settings = get_config(config)
     snapshot = restore_sqlite(path, settings.database.url, force=force)
-    console.print(f"restored {_safe_url(settings)} from {path} (schema {snapshot.revision}); "
+    console.print(f"restored {safe_url(settings.database.url)} from {path} "
+                  f"(schema {snapshot.revision}); "
                   "run `registry migrate` if this Podium is newer", markup=False, soft_wrap=True)
 
 
@@ -218,7 +219,7 @@ def serve(
     app_ = create_app(settings, background=[_shadow_job(settings)] if
                       settings.shadow.in_serve else [])
     err_console.print(f"serving Podium on http://{bind_host}:{bind_port} (docs at /docs); "
-                      f"database {_safe_url(settings)}", markup=False, soft_wrap=True)
+                      f"database {safe_url(settings.database.url)}", markup=False, soft_wrap=True)
     server = settings.server.model_copy(update={"port": bind_port})
     uvicorn.Server(uvicorn_config(app_, server, log_level=log_level)).run()
 
@@ -339,16 +340,10 @@ def demo(
     Ctrl-C. Re-running reuses the database, the market and the trained versions.
     Exit codes: 0 done (a refusal by the gate is a result, not a failure), 1 a step failed,
     2 bad configuration."""
-    from registry.demo import run_demo
+    from registry.demo.story import run_demo
 
     raise typer.Exit(run_demo(config, serve=not no_serve, host=host, port=port,
                               tick_seconds=tick_seconds))
-
-
-def _safe_url(settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database.url).render_as_string(hide_password=True)
 
 
 def main() -> None:

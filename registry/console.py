@@ -1,6 +1,6 @@
 """What the three CLIs share: the ``--config`` option, rich output, and errors without tracebacks.
 
-Exit codes (DESIGN.md): 0 success; 1 the operation failed or was refused; 2 bad usage or
+Exit codes (docs/architecture.md): 0 success; 1 the operation failed or was refused; 2 bad usage or
 configuration. A user error prints one line on stderr; ``--debug`` (or ``PODIUM_DEBUG=1``)
 shows the traceback of an unexpected failure.
 """

@@ -115,6 +115,17 @@ class ShadowLease(SQLModel, table=True):
     acquired_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
+class LandedDay(SQLModel, table=True):
+    """The digest of a track's landed day when it was first used: a later change is refused."""
+
+    __tablename__ = "landed_day"
+
+    track: str = Field(primary_key=True, sa_type=sa.String(48))
+    day: dt.date = Field(primary_key=True)
+    digest: str = Field(sa_type=sa.String(64))
+    recorded_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
 class ShadowError(SQLModel, table=True):
     """Why a version was skipped by a shadow run (e.g. its bundle failed verification)."""
 

@@ -2,8 +2,9 @@
 
 Exit codes: 0 done; 1 a version could not be scored (e.g. its bundle failed verification; the
 others were still scored) or the artefacts root cannot be written (``storage_error``); 2 bad
-usage or configuration; 3 (``LEASE_HELD``) nothing was done because another runner holds the
-shadow lease (its host, pid and start are printed): try again once it finishes.
+usage or configuration, or a track's data broke the panel contract or rewrote a day already used
+(nothing scored on it); 3 (``LEASE_HELD``) nothing was done because other runners hold the
+tracks' shadow leases (host, pid and start are printed): try again once they finish.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ import logging
 import sys
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from registry.console import ConfigOption, console, get_config, new_app, run, table
+from registry.console import ConfigOption, console, err_console, get_config, new_app, run, table
 from registry.db import make_engine
-from registry.errors import PodiumError
+from registry.errors import ConfigError, PodiumError
+from registry.progress_bars import scoring_bar
 from shadow.runner import ShadowRun, run_shadow
 from shadow.schedule import blocking_scheduler, trigger
 from trainer.dataset import land_days, open_feed
 
-LEASE_HELD = 3  # exit code: another runner holds the lease, nothing was done
+LEASE_HELD = 3  # exit code: other runners hold the leases, nothing was done
 
 app = new_app("Podium's shadow runner: score every challenger beside the champion on the same "
               "live days, net of cost.")
@@ -33,18 +34,13 @@ def run_command(config: ConfigOption = None) -> None:
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
-        with Progress(TextColumn("shadow"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("", total=None)
-
-            def progress(version_id: str, done: int, total: int) -> None:
-                bar.update(task, total=total, completed=done, description=version_id)
-
-            result = run_shadow(settings, engine, progress=progress)
+        with scoring_bar("shadow") as report:
+            result = run_shadow(settings, engine, progress=report)
     finally:
         engine.dispose()
     _report(result)
+    if result.errors:
+        raise typer.Exit(max(error.exit_code for error in result.errors))
     if result.lease_busy:
         raise typer.Exit(LEASE_HELD)
     if any(v.error for v in result.versions):
@@ -56,9 +52,17 @@ def feed(
     config: ConfigOption = None,
     days: int = typer.Option(1, "--days", "-n", min=0, max=10_000,
                              help="How many more market days to land."),
+    track: str | None = typer.Option(None, "--track", help="The synthetic track whose market "
+                                     "lands (default: the top-level track)."),
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
     settings = get_config(config)
+    if track is not None:
+        settings = settings.for_track(track)
+    if settings.data.kind != "synthetic":
+        raise ConfigError(f"track {settings.track!r} reads your own panel "
+                          f"({settings.data.path}); its days land when your pipeline writes "
+                          "them. `shadow feed` lands days of the bundled synthetic market only")
     try:
         landed = land_days(settings.datasets_root, settings.market, days)
         available = open_feed(settings.datasets_root, settings.market).landed_days()
@@ -91,13 +95,26 @@ def schedule(config: ConfigOption = None) -> None:
 
 
 def _report(result: ShadowRun) -> None:
-    if not result.ran:
-        console.print(result.detail, markup=False)
-        return
-    console.print(table(
-        f"shadow run through {result.last_landed}: {result.settled} day(s) settled",
-        ["version", "predicted", "settled", "error"],
-        ([v.version_id, v.predicted, v.settled, v.error or ""] for v in result.versions)))
+    for track in result.tracks:
+        if track.error is not None:
+            err_console.print(f"{track.track}: {track.detail}", markup=False)
+            continue
+        if not track.ran:
+            console.print(f"{track.track}: {track.detail}" if len(result.tracks) > 1
+                          else track.detail, markup=False)
+            continue
+        moved = track.universe
+        console.print(table(
+            f"shadow run on {track.track} through {track.last_landed}: {track.settled} day(s) "
+            f"settled; assets entered {moved.entered}, left {moved.left}; positions closed on "
+            f"exit {moved.closed_positions}",
+            ["version", "predicted", "settled", "error"],
+            ([v.version_id, v.predicted, v.settled, v.error or ""] for v in track.versions)))
+        for day, why in sorted(moved.skipped_days.items()):
+            console.print(f"{track.track}: skipped {day}: {why}")
+    for track, versions in sorted(result.unconfigured.items()):
+        console.print(f"not scored: {len(versions)} version(s) on track {track!r}, which this "
+                      "configuration does not name (its data is unknown here)")
 
 
 def main() -> None:

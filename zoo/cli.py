@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from registry import store
 from registry.config import ModelSpec, PodiumConfig
 from registry.console import ConfigOption, console, fail, get_config, new_app, run, table
 from registry.db import make_engine, read_session
 from registry.errors import ConfigError
+from registry.progress_bars import training_bar
 from zoo.runner import run_spec
 from zoo.runs import RunRecord, last_runs_by_spec
 from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
@@ -35,11 +35,15 @@ def main(
                                     "one after another."),
     force: bool = typer.Option(False, "--force", help="Train even if this exact fingerprint "
                                "is already registered."),
+    track: str | None = typer.Option(None, "--track", help="The track to train for (default: "
+                                     "the top-level track); its data and specs are used."),
 ) -> None:
     """List specs (--list), train one (--spec NAME) or all active ones (--all-active)."""
     if sum([list_specs, spec is not None, all_active]) != 1:
         raise fail("choose exactly one of --list, --spec NAME, --all-active", exit_code=2)
     settings = get_config(config)
+    if track is not None:
+        settings = settings.for_track(track)
     check_all_specs(settings)
     engine = make_engine(settings.database.url)
     try:
@@ -66,16 +70,8 @@ def main(
 
 
 def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool) -> RunRecord:
-    budget = settings.trainer.time_budget_seconds
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[log]}", style="dim"))
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(f"training {spec.name}", total=budget, log="")
-
-        def progress(_name: str, elapsed: float, last_line: str) -> None:
-            bar.update(task, completed=min(elapsed, budget), log=last_line[-60:])
-
-        record = run_spec(settings, spec, engine=engine, force=force, progress=progress)
+    with training_bar(spec.name, budget_seconds=settings.trainer.time_budget_seconds) as report:
+        record = run_spec(settings, spec, engine=engine, force=force, progress=report)
     style = "green" if record.status in OK_STATUSES else "red"
     console.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
                   f"({record.duration_seconds:.1f} s) {record.message}")

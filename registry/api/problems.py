@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from registry.errors import PodiumError, Unauthorized
+from registry.errors import PodiumError, Unauthorized, describe_invalid_fields
 
 log = logging.getLogger("registry.api")
 PROBLEM_JSON = "application/problem+json"
@@ -138,7 +138,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""),
                "type": err.get("type", "")} for err in exc.errors()]
-    fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+    fields = describe_invalid_fields(errors[:5])
     body = problem_body(status=422, code="validation_error", title="Invalid request",
                         detail=fields or "the request is invalid",
                         request_id=_request_id(request), errors=errors)
