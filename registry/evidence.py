@@ -74,15 +74,18 @@ def judge_track(session: Session, *, track: str, config: PodiumConfig,
     versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
     if not versions:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    key = judged_tracks.inputs_key(session, versions, config.gate.model_dump_json(), spa_reps)
+    key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json(),
+                                   spa_reps)
     decision, daily = judged_tracks.stored(
         session, track=track, kind="judgement", key=key,
-        compute=lambda: _judge(session, versions, config=config, spa_reps=spa_reps))
+        compute=lambda: _judge(session, versions, track=track, config=config,
+                               spa_reps=spa_reps))
     return decision, versions, daily
 
 
-def _judge(session: Session, versions: list[ModelVersion], *, config: PodiumConfig,
-           spa_reps: int) -> tuple[GateDecision | None, dict[str, pd.DataFrame]]:
+def _judge(session: Session, versions: list[ModelVersion], *, track: str,
+           config: PodiumConfig, spa_reps: int
+           ) -> tuple[GateDecision | None, dict[str, pd.DataFrame]]:
     daily = daily_scores(session, [v.version_id for v in versions])
     champion = next((v for v in versions if v.state == State.CHAMPION.value), None)
     challengers = [v.version_id for v in versions if v.state == State.CHALLENGER.value]
@@ -106,7 +109,7 @@ def read_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> d
     by verdict and mean net, retired last (JSON-safe)."""
     validate_slug(track, what="track")
     versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
-    key = judged_tracks.inputs_key(session, versions, config.gate.model_dump_json())
+    key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json())
     return judged_tracks.stored(session, track=track, kind="leaderboard", key=key,
                                 compute=lambda: _leaderboard(session, track=track,
                                                              config=config))
