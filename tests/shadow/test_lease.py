@@ -87,7 +87,7 @@ def test_the_holder_is_named_by_host_pid_and_since(engine: Engine) -> None:
 def test_shadow_run_exits_3_naming_the_holder_when_another_runner_holds_the_lease(
         db_url: str, engine: Engine, tmp_path: Path) -> None:
     assert acquire_lease(engine, holder="worker-7:4242:abcdef", seconds=600,
-                         name=lease_name("equities-daily")) is not None  # the one track's
+                         name=lease_name("equities-daily")) is not None  # the default track
     (tmp_path / "podium.yaml").write_text("artefacts_root: artefacts\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
     result = subprocess.run([str(BIN / "shadow"), "run"], cwd=tmp_path, capture_output=True,
