@@ -39,17 +39,20 @@ def daily_scores(session: Session, version_ids: Sequence[str]) -> dict[str, pd.D
                               dtype=float) for v in version_ids}
     if not version_ids:
         return frames
+    # Plain rows, not ORM objects: a track's history is tens of thousands of them.
     rows = session.exec(
-        select(ShadowScore).where(col(ShadowScore.version_id).in_(list(version_ids)))
+        select(ShadowScore.version_id, ShadowScore.day,
+               *(getattr(ShadowScore, column) for column in COLUMNS))
+        .where(col(ShadowScore.version_id).in_(list(version_ids)))
         .order_by(col(ShadowScore.version_id), col(ShadowScore.day))
     ).all()
-    table = pd.DataFrame([{"version_id": r.version_id, "day": pd.Timestamp(r.day),
-                           **{c: getattr(r, c) for c in COLUMNS}} for r in rows])
-    if table.empty:
+    if not rows:
         return frames
-    table["rank_ic"] = table["rank_ic"].astype(float)
-    for version_id, group in table.groupby("version_id"):
-        frames[str(version_id)] = group.set_index("day")[COLUMNS].astype(float)
+    table = pd.DataFrame.from_records(rows, columns=["version_id", "day", *COLUMNS])
+    table["day"] = pd.to_datetime(table["day"])
+    table[COLUMNS] = table[COLUMNS].astype(float)
+    for version_id, group in table.groupby("version_id", sort=False):
+        frames[str(version_id)] = group.set_index("day")[COLUMNS]
     return frames
 
 
