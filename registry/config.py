@@ -30,8 +30,7 @@ from sqlalchemy.exc import ArgumentError
 from registry.errors import ConfigError
 from registry.ids import LABEL_PATTERN
 from scorer.settings import GateSettings, PortfolioSettings
-from trainer.config import MarketConfig, TrainConfig, WandbSettings
-from trainer.panel import PanelConfig
+from trainer.config import MarketConfig, PanelConfig, TrainConfig, WandbSettings
 
 SEARCH_ORDER = ("podium.yaml", "sample.yaml")
 MAX_CONFIG_BYTES = 1 << 20

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from registry import store
+from registry.api.prediction_bodies import MAX_ASSET_NAME, MAX_ASSETS
 from registry.config import PodiumConfig
 from registry.db import read_session, write_session
 from registry.errors import AlreadyExists, InvalidInput, InvalidTransition, LookAhead
@@ -33,8 +34,6 @@ from scorer.portfolio import ranked_book
 from shadow.landing import landed_days, track_source
 from shadow.predictions import PredictionStore, SubmittedPredictions
 
-MAX_ASSETS = 100_000
-MAX_ASSET_NAME = 128
 SHOWN = 5  # offending assets named in an error
 
 

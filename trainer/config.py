@@ -13,9 +13,32 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trainer.panel import PanelConfig
-
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,47}$"
+
+
+
+class PanelConfig(BaseModel):
+    """Where a panel lives and how it is read (``path`` is never written to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["panel"] = "panel"
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]{0,47}$", description="dataset slug")
+    path: str = Field(..., min_length=1, description="partition directory, .parquet or .csv")
+    format: Literal["parquet", "csv"] | None = Field(
+        None, description="parquet or csv; None: from the path (a directory is parquet)")
+    min_assets: int = Field(10, ge=2, description="fewer assets on a day: the day is skipped")
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format is not None:
+            return self.format
+        return "csv" if self.path.lower().endswith(".csv") else "parquet"
+
+    def description(self) -> dict:
+        """What identifies the source in a fingerprint (not its path: a copy elsewhere is the
+        same data)."""
+        return {"kind": "panel", "name": self.name, "format": self.resolved_format}
 
 
 class _Strict(BaseModel):

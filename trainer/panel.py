@@ -24,13 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+
+from trainer.config import PanelConfig
 
 REQUIRED = ("date", "asset", "ret")
 READ_THREADS = 4  # partitions read at once (opening a file costs more than decoding it)
@@ -38,30 +38,6 @@ TABLE_CACHE_BYTES = 256 * 2**20  # decoded partitions kept per process
 _tables: dict[str, tuple[tuple[int, int, int], pa.Table]] = {}
 _tables_lock = threading.Lock()
 _PARTITION = re.compile(r"^date=(.*)$")
-
-
-class PanelConfig(BaseModel):
-    """Where a panel lives and how it is read (``path`` is never written to)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["panel"] = "panel"
-    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]{0,47}$", description="dataset slug")
-    path: str = Field(..., min_length=1, description="partition directory, .parquet or .csv")
-    format: Literal["parquet", "csv"] | None = Field(
-        None, description="parquet or csv; None: from the path (a directory is parquet)")
-    min_assets: int = Field(10, ge=2, description="fewer assets on a day: the day is skipped")
-
-    @property
-    def resolved_format(self) -> str:
-        if self.format is not None:
-            return self.format
-        return "csv" if self.path.lower().endswith(".csv") else "parquet"
-
-    def description(self) -> dict:
-        """What identifies the source in a fingerprint (not its path: a copy elsewhere is the
-        same data)."""
-        return {"kind": "panel", "name": self.name, "format": self.resolved_format}
 
 
 class PanelError(ValueError):

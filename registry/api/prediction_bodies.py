@@ -8,15 +8,16 @@ import json
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from registry.errors import InvalidInput, UnsupportedMediaType
 
 JSON_TYPES = ("application/json",)
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet",
                  "application/octet-stream")
+
+
+MAX_ASSETS = 100_000  # assets in one day's submission
+MAX_ASSET_NAME = 128  # characters in one asset's name
 
 
 class _Pairs(list):
@@ -58,6 +59,10 @@ def _from_json(body: bytes) -> tuple[list[str], np.ndarray]:
 
 
 def _from_parquet(body: bytes) -> tuple[list[str], np.ndarray]:
+    import pyarrow as pa  # here, not at import: the champion hot path never needs it
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(pa.BufferReader(body))
     except (pa.ArrowException, OSError, ValueError):

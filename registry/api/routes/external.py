@@ -17,7 +17,13 @@ from registry.api.deps import (
     RequestIdDep,
     VersionIdPath,
 )
-from registry.api.prediction_bodies import JSON_TYPES, PARQUET_TYPES, parse_predictions
+from registry.api.prediction_bodies import (
+    JSON_TYPES,
+    MAX_ASSET_NAME,
+    MAX_ASSETS,
+    PARQUET_TYPES,
+    parse_predictions,
+)
 from registry.api.problems import problem_responses
 from registry.api.schemas import (
     ExternalVersionRequest,
@@ -28,7 +34,6 @@ from registry.api.schemas import (
 )
 from registry.db import write_session
 from registry.external import register_external_version
-from shadow.external import MAX_ASSET_NAME, MAX_ASSETS
 
 router = APIRouter(tags=["external versions"])
 DayPath = Annotated[dt.date, Path(description="the day whose returns the scores forecast "
