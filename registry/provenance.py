@@ -25,8 +25,8 @@ MAX_METADATA_BYTES = 16_384
 # e.g. "sha256:3fa2…" or a bare hex digest (32 to 128 hex digits)
 DIGEST_PATTERN = r"^(?:[a-z0-9][a-z0-9-]{0,15}:)?[0-9a-f]{32,128}$"
 _DIGEST = re.compile(DIGEST_PATTERN)
-# a scheme, ":", then something that is not only slashes; no white space or NUL anywhere
-URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:/*[^\s/\u0000][^\s\u0000]*$"
+# a scheme, ":", then something that is not only slashes; no space or control character
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:/*[^\u0000-\u0020/][^\u0000-\u0020]*$"
 _URI = re.compile(URI_PATTERN)
 
 
@@ -43,14 +43,17 @@ def provenance_record(*, uri: str | None, digest: str | None,
     if digest is not None and not _DIGEST.fullmatch(digest):
         raise InvalidInput("artefact digest must be lower-case hex (32-128 digits), optionally "
                            "prefixed by its algorithm, e.g. sha256:3fa2…", code="invalid_digest")
+    for text in (uri, digest):
+        _encodable(text, "the artefact URI")
     metadata = metadata or {}
     if not isinstance(metadata, dict):
         raise InvalidInput("provenance metadata must be a JSON object", code="invalid_metadata")
     try:
-        size = len(canonical_json(metadata).encode("utf-8"))
+        text = canonical_json(metadata)
     except (TypeError, ValueError):
         raise InvalidInput("provenance metadata must be plain JSON with finite numbers",
                            code="invalid_metadata") from None
+    size = len(_encodable(text, "provenance metadata").encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         raise InvalidInput(f"provenance metadata is {size} bytes as JSON; at most "
                            f"{MAX_METADATA_BYTES}", code="invalid_metadata")
@@ -62,6 +65,7 @@ def submitted(*, track: str, label: str, train_cutoff: dt.date, description: str
     """What an external version's fingerprint covers."""
     validate_slug(track, what="track")
     validate_slug(label)
+    _encodable(description, "the description")
     if len(description) > MAX_DESCRIPTION or "\x00" in description:
         raise InvalidInput(f"description: at most {MAX_DESCRIPTION} characters, no NUL",
                            code="invalid_description")
@@ -99,3 +103,14 @@ def verify_provenance(version: ModelVersion) -> str:
         raise IntegrityFailure(f"external version {version.version_id}: its stored provenance "
                                "no longer matches the fingerprint it was registered with")
     return version.fingerprint
+
+
+def _encodable(text: str | None, what: str) -> str | None:
+    """Refuse text that is not Unicode (a lone surrogate): no database stores it."""
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{what} holds a lone surrogate, which is not Unicode text",
+                               code="invalid_text") from None
+    return text

@@ -62,6 +62,9 @@ def test_a_taken_id_with_another_fingerprint_is_refused(engine: Engine) -> None:
     ({"metadata": {"x": float("nan")}}, "invalid_metadata", "finite numbers"),
     ({"description": "a\x00b"}, "invalid_description", "no NUL"),
     ({"label": "UPPER"}, "invalid_label", "invalid label"),
+    ({"uri": "s3://bucket/\x1fmodel"}, "invalid_uri", "no spaces"),
+    ({"description": "a\ud800b"}, "invalid_text", "lone surrogate"),
+    ({"metadata": {"k": "\udfff"}}, "invalid_text", "lone surrogate"),
 ])
 def test_register_refuses_bad_provenance(engine: Engine, change, code, message) -> None:
     with pytest.raises(InvalidInput, match=message) as err:
