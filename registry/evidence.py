@@ -11,10 +11,11 @@ champion (in market days: the first day after the last one settled before its pr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -30,6 +31,7 @@ from scorer.leaderboard import VersionEntry, build_leaderboard, cumulative_net_b
 from scorer.report import GateDecision
 from scorer.sharpe import daily_sharpe
 
+T = TypeVar("T")
 COLUMNS = ["gross", "turnover", "cost", "net", "rank_ic"]
 
 
@@ -110,12 +112,26 @@ def _judge(session: Session, versions: list[ModelVersion], *, track: str,
 def read_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:
     """The track's leaderboard from its settled shadow days: champion first, then challengers
     by verdict and mean net, retired last (JSON-safe)."""
+    return stored_view(session, track=track, config=config, kind="leaderboard",
+                       render=lambda: _leaderboard(session, track=track, config=config))
+
+
+def stored_view(session: Session, *, track: str, config: PodiumConfig, kind: str,
+                render: Callable[[], T]) -> T:
+    """``render()``'s result for ``track``, computed once per change of the leaderboard's
+    inputs (a settled day, a promotion, a rollback): serialised answers and the page's chart
+    are stored beside the leaderboard itself, so a reader costs one small query."""
     validate_slug(track, what="track")
     versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
     key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json())
-    return judged_tracks.stored(session, track=track, kind="leaderboard", key=key,
-                                compute=lambda: _leaderboard(session, track=track,
-                                                             config=config))
+    return judged_tracks.stored(session, track=track, kind=kind, key=key, compute=render)
+
+
+def leaderboard_json(session: Session, *, track: str, config: PodiumConfig) -> bytes:
+    """The leaderboard as the JSON bytes the API answers with."""
+    return stored_view(session, track=track, config=config, kind="leaderboard-json",
+                       render=lambda: orjson.dumps(read_leaderboard(session, track=track,
+                                                                    config=config)))
 
 
 def _leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:

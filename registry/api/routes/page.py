@@ -65,16 +65,19 @@ def _render_leaderboard(request: Request, *, track: str | None, principal: Princ
         if track is not None and track not in tracks:
             raise NotFound(f"There is no track named {track!r}.", code="unknown_track")
         if tracks:
-            from registry.evidence import read_leaderboard  # pandas, scipy: when needed
+            from registry.evidence import read_leaderboard, stored_view  # pandas, scipy
         boards = []
         for name in [track] if track else tracks:
-            try:
-                boards.append(read_leaderboard(session, track=name, config=config))
+            try:  # the chart is built once per change of the track's evidence
+                boards.append(stored_view(
+                    session, track=name, config=config, kind="page",
+                    render=lambda name=name: _board_view(
+                        read_leaderboard(session, track=name, config=config))))
             except NotFound:  # a track whose versions are all gone: nothing to show
-                boards.append({"track": name, "rows": [], "curves": {}, "winner": None,
-                               "winner_reason": None})
+                boards.append(_board_view({"track": name, "rows": [], "curves": {},
+                                           "winner": None, "winner_reason": None}))
     return render_html(request, "leaderboard.html", status=200, tracks=tracks, selected=track,
-                       boards=[_board_view(board) for board in boards], principal=principal,
+                       boards=boards, principal=principal,
                        signed_in=signed_in, plotly_src=plotly_src())
 
 

@@ -178,12 +178,14 @@ def audit(track: TrackPath, session: SessionDep, _: ReaderDep, request: Request,
             responses=problem_responses(401, 404, 422, 503),
             summary="Champion and challengers with net metrics, curves and the gate's verdicts")
 def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep,
-                config: ConfigDep) -> dict[str, Any]:
+                config: ConfigDep) -> Response:
     if session.get(Track, track) is None:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    from registry.evidence import read_leaderboard  # pandas, scipy: on first use
+    from registry.evidence import leaderboard_json  # pandas, scipy: on first use
 
-    return read_leaderboard(session, track=track, config=config)
+    # The stored bytes while the track's evidence is unchanged (validated when computed).
+    return Response(leaderboard_json(session, track=track, config=config),
+                    media_type="application/json")
 
 
 @router.post("/{track:path}/rollback", response_model=TransitionResponse,
