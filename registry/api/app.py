@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from registry.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, cors_kwargs
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import events, health, page, tracks, versions
+from registry.api.routes.docs import OPENAPI_URL, install_docs
 from registry.api.webhooks import WebhookDispatcher
 from registry.auth import TokenCache
 from registry.config import PodiumConfig
@@ -56,8 +57,8 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
             if owns_engine:
                 engine.dispose()
 
-    app = FastAPI(title="Podium", version="1", lifespan=lifespan, docs_url="/docs",
-                  redoc_url=None, openapi_url="/openapi.json",
+    app = FastAPI(title="Podium", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=OPENAPI_URL,
                   description="Champion/challenger model registry: resolve champions, promote "
                   "through the gate, audit every transition.")
     app.state.config = config
@@ -69,6 +70,7 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     for router in (health.router, tracks.router, versions.router, events.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(page.router)  # the leaderboard page at /, outside the API
+    install_docs(app)  # Swagger UI at /docs, ReDoc at /redoc, their assets from a package
     if config.server.cors_origins:
         app.add_middleware(CORSMiddleware, **cors_kwargs(config.server.cors_origins))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.server.max_body_bytes)
