@@ -12,25 +12,45 @@ import sys
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from registry.console import ConfigOption, console, get_config, new_app, run, table
+from registry.console import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    VersionOption,
+    console,
+    err_console,
+    get_config,
+    new_app,
+    print_json,
+    run,
+    table,
+)
 from registry.db import make_engine
 from shadow.runner import ShadowRun, run_shadow
 from shadow.schedule import blocking_scheduler, trigger
 from trainer.dataset import land_days, open_feed
 
 app = new_app("Podium's shadow runner: score every challenger beside the champion on the same "
-              "live days, net of cost.")
+              "live days, net of cost.", completion=True)
+
+
+@app.callback()
+def main_options(version: VersionOption = False, debug: DebugOption = False) -> None:
+    """Podium's shadow runner: score every challenger beside the champion on the same live
+    days, net of cost."""
 
 
 @app.command("run")
-def run_command(config: ConfigOption = None) -> None:
-    """Score everything pending (predict, then settle what has an outcome), then exit."""
+def run_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Score everything pending (predict, then settle what has an outcome), then exit.
+
+    --json prints the run's summary as JSON on stdout."""
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
         with Progress(TextColumn("shadow"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
+                      console=err_console if as_json else console, transient=True) as bar:
             task = bar.add_task("", total=None)
 
             def progress(version_id: str, done: int, total: int) -> None:
@@ -39,7 +59,10 @@ def run_command(config: ConfigOption = None) -> None:
             result = run_shadow(settings, engine, progress=progress)
     finally:
         engine.dispose()
-    _report(result)
+    if as_json:
+        print_json(_summary(result))
+    else:
+        _report(result)
     if any(v.error for v in result.versions):
         raise typer.Exit(1)
 
@@ -47,7 +70,7 @@ def run_command(config: ConfigOption = None) -> None:
 @app.command()
 def feed(
     config: ConfigOption = None,
-    days: int = typer.Option(1, "--days", "-n", min=0, max=10_000,
+    days: int = typer.Option(1, "--days", "-n", min=0, max=10_000, metavar="N",
                              help="How many more market days to land."),
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
@@ -87,6 +110,14 @@ def _report(result: ShadowRun) -> None:
         f"shadow run through {result.last_landed}: {result.settled} day(s) settled",
         ["version", "predicted", "settled", "error"],
         ([v.version_id, v.predicted, v.settled, v.error or ""] for v in result.versions)))
+
+
+def _summary(result: ShadowRun) -> dict:
+    return {"ran": result.ran, "detail": result.detail,
+            "last_landed": result.last_landed.isoformat() if result.last_landed else None,
+            "settled": result.settled,
+            "versions": [{"version_id": v.version_id, "predicted": v.predicted,
+                          "settled": v.settled, "error": v.error} for v in result.versions]}
 
 
 def main() -> None:
