@@ -28,15 +28,10 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import datetime as dt
-import hashlib
 import json
 import math
-import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,16 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from registry import migrations, store
+from registry import migrations
 from registry.auth import create_token
 from registry.db import make_engine, write_session
-from registry.ids import build_version_id
-from trainer.checksums import write_sha256sums
+from registry.testing import RegistryServer, register_stand_in
 
-REGISTRY = Path(sys.executable).parent / "registry"
 API = "/api/v1"
 
 
@@ -91,23 +85,6 @@ class Soak:
 # --------------------------------------------------------------------------- set-up
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _sealed_bundle(artefacts_root: Path, track: str, label: str) -> tuple[str, str]:
-    fingerprint = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
-    version_id = build_version_id(label, dt.date(2025, 6, 30), fingerprint)
-    bundle = artefacts_root / "models" / track / version_id
-    (bundle / "checkpoint").mkdir(parents=True)
-    (bundle / "checkpoint" / "weights.bin").write_bytes(os.urandom(4096))
-    (bundle / "metadata.json").write_text(json.dumps({"version_id": version_id}) + "\n")
-    write_sha256sums(bundle)
-    return version_id, fingerprint
-
-
 def prepare(database_url: str, artefacts_root: Path, track: str,
             challengers: int) -> tuple[dict[str, str], list[str]]:
     """Migrate, make a read and an admin token, register ``challengers`` versions."""
@@ -118,47 +95,11 @@ def prepare(database_url: str, artefacts_root: Path, track: str,
         with write_session(engine) as session:
             tokens = {scope: create_token(session, name=f"soak-{scope}-{suffix}",
                                           scope=scope)[1] for scope in ("read", "admin")}
-        versions = []
-        for k in range(challengers):
-            version_id, fingerprint = _sealed_bundle(artefacts_root, track, f"soak{k}")
-            with write_session(engine) as session:
-                store.register_version(session, track=track, version_id=version_id,
-                                       fingerprint=fingerprint, artefacts_root=artefacts_root,
-                                       actor="soak")
-            versions.append(version_id)
+        versions = [register_stand_in(engine, artefacts_root, f"soak{k}", track=track,
+                                      actor="soak") for k in range(challengers)]
     finally:
         engine.dispose()
     return tokens, versions
-
-
-def start_server(database_url: str, artefacts_root: Path, workdir: Path
-                 ) -> tuple[subprocess.Popen, str, Path]:
-    config = workdir / "podium.yaml"
-    config.write_text("server:\n  public_reads: false\nshadow:\n  in_serve: false\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
-    env.update(PODIUM_DATABASE_URL=database_url, PODIUM_ARTEFACTS_ROOT=str(artefacts_root),
-               PODIUM_CONFIG=str(config))
-    port = _free_port()
-    log_path = workdir / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([str(REGISTRY), "serve", "--port", str(port),
-                                    "--log-level", "warning"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    with httpx.Client(timeout=2) as http:
-        while True:
-            if process.poll() is not None:
-                raise SystemExit("registry serve exited:\n" + log_path.read_text()[-3000:])
-            try:
-                if http.get(f"{url}{API}/health").status_code == 200:
-                    return process, url, log_path
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("registry serve did not become healthy in 60 s")
-            time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- the soak
@@ -243,11 +184,14 @@ def run_soak(database_url: str | None, *, seconds: float, interval: float,
     url_for_db = database_url or f"sqlite:///{workdir / 'podium.db'}"
     track = f"soak-{secrets.token_hex(4)}"
     transitions_planned = int(seconds / interval) + 1
-    process = None
+    server = RegistryServer(database_url=url_for_db, artefacts_root=artefacts_root,
+                            workdir=workdir, config={"server": {"public_reads": False},
+                                                     "shadow": {"in_serve": False}})
     try:
         tokens, challengers = prepare(url_for_db, artefacts_root, track,
                                       transitions_planned // 2 + 3)
-        process, url, log_path = start_server(url_for_db, artefacts_root, workdir)
+        server.start(healthy=True)
+        url = server.url
         soak = Soak(database=url_for_db.split(":", 1)[0].split("+", 1)[0], seconds=seconds,
                     consumers=consumers)
         with httpx.Client(base_url=url, timeout=60,
@@ -277,24 +221,17 @@ def run_soak(database_url: str | None, *, seconds: float, interval: float,
             final = http.get(f"{API}/tracks/{track}/champion")
             soak.final_champion = final.json().get("version_id") if final.status_code == 200 \
                 else None
-        server_errors = [line for line in log_path.read_text(errors="replace").splitlines()
+        server_errors = [line for line in server.log().splitlines()
                          if "ERROR" in line or "Traceback" in line]
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return soak, figures(soak, elapsed, server_errors)
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, math.ceil(q / 100 * len(sorted_values)) - 1)  # nearest rank
-    return sorted_values[rank]
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest rank (NumPy's ``inverted_cdf``); NaN when there are no values."""
+    return float(np.percentile(values, q, method="inverted_cdf")) if values else math.nan
 
 
 def figures(soak: Soak, elapsed: float, server_errors: list[str]) -> dict[str, Any]:
@@ -367,8 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.interval <= 0 or args.consumers < 1:
         parser.error("--seconds and --interval must be positive, --consumers at least 1")
-    _, result = run_soak(args.database_url, seconds=args.seconds, interval=args.interval,
-                         consumers=args.consumers)
+    try:
+        _, result = run_soak(args.database_url, seconds=args.seconds, interval=args.interval,
+                             consumers=args.consumers)
+    except RuntimeError as exc:  # the server did not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     show(result, Console())

@@ -100,7 +100,7 @@ def audit(
     limit: LimitOption = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the audit log of transitions, newest first."""
+    """Show the audit log (transitions and refused promotions), newest first."""
     from registry.api.schemas import AuditEntryPublic
 
     settings = get_config(config)

@@ -49,6 +49,7 @@ from registry.console import console, err_console, fail, get_config
 from registry.db import make_engine, read_session, translate_db_errors, write_session
 from registry.errors import GateRejected, NotFound
 from registry.models import ModelVersion
+from registry.promotion import promote
 
 DEFAULT_TICK_SECONDS = 5
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -100,7 +101,7 @@ def run_demo(config_path: Path | None, *, serve: bool, host: str | None, port: i
                 first = settings.trainer.train_cutoff
             else:
                 with read_session(engine) as session:
-                    from registry.leaderboard import champion_first_day
+                    from registry.evidence import champion_first_day
 
                     first = champion_first_day(session, champion)
                 console.print(f"comparisons start at {champion.version_id}'s first day as "
@@ -290,8 +291,7 @@ def _crown_when_evident(settings: PodiumConfig, engine, *, evidence: int) -> Mod
 
 def _crown(settings: PodiumConfig, engine) -> tuple[ModelVersion | None, bool]:
     """The best challenger on its own evidence becomes the first champion, if the gate agrees."""
-    from registry.api.gate import promotion_gate
-    from registry.leaderboard import decide
+    from registry.evidence import judge_track
 
     with read_session(engine) as session:
         try:
@@ -303,7 +303,7 @@ def _crown(settings: PodiumConfig, engine) -> tuple[ModelVersion | None, bool]:
                           f"{store.as_utc(champion.champion_since):%Y-%m-%d %H:%M} UTC): "
                           "keeping it")
             return champion, False
-        decision, _, _ = decide(session, track=settings.track, config=settings)
+        decision, _, _ = judge_track(session, track=settings.track, config=settings)
     if decision is None or decision.winner is None:
         console.print("[yellow]no first champion[/]: no challenger passes the gate on its own")
         for report in decision.reports if decision else ():
@@ -313,22 +313,17 @@ def _crown(settings: PodiumConfig, engine) -> tuple[ModelVersion | None, bool]:
         return None, decision is not None
     winner = decision.winner
     reason = "demo: the best challenger on its own shadow evidence becomes the first champion"
-    with read_session(engine) as session:
-        gate, expected = promotion_gate(session, version_id=winner, config=settings,
-                                        force=False, expected_champion=None)
     try:
-        with write_session(engine) as session:
-            moved = store.promote_version(session, version_id=winner, actor="demo",
-                                          reason=reason, gate=gate, expected_champion=expected,
-                                          artefacts_root=settings.artefacts_root)
-            champion, audit_id = moved.version, moved.audit.id
+        crowned = promote(engine, version_id=winner, actor="demo", reason=reason,
+                          config=settings)
     except GateRejected as refused:
         console.print(f"[yellow]no first champion[/]: {refused.detail}", soft_wrap=True)
         return None, True
+    gate = crowned.gate
     console.print(f"[green]crowned[/] {winner} the first champion of {settings.track} "
-                  f"(gate {gate.verdict if gate else '-'}; audit #{audit_id})")
+                  f"(gate {gate.verdict if gate else '-'}; audit #{crowned.transition.audit.id})")
     console.print(f"  {decision.winner_reason}", style="dim", markup=False)
-    return champion, False
+    return crowned.transition.version, False
 
 
 def _serve_and_promote(settings: PodiumConfig, engine, listener: socket.socket, *, url: str,
@@ -376,10 +371,10 @@ def _serving_settings(settings: PodiumConfig, *, public_reads: bool,
 def _promote_best(settings: PodiumConfig, engine, *, url: str, token: str) -> str | None:
     """POST /promote for the leaderboard's best challenger; print the transition or refusal."""
     from registry.client import Client
-    from registry.leaderboard import build_leaderboard
+    from registry.evidence import read_leaderboard
 
     with read_session(engine) as session:
-        board = build_leaderboard(session, track=settings.track, config=settings)
+        board = read_leaderboard(session, track=settings.track, config=settings)
     best = board["winner"] or next((row["version_id"] for row in board["rows"]
                                     if row["state"] == "challenger"), None)
     if best is None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from registry.errors import InvalidInput
+from trainer.jsonsafe import canonical_json
 
 LABEL_PATTERN = r"[a-z0-9][a-z0-9._-]{0,47}"
 _LABEL = re.compile(rf"^{LABEL_PATTERN}$")
@@ -89,24 +89,10 @@ def validate_version_id(value: str) -> str:
     return value
 
 
-def canonical_json(payload: Any) -> str:
-    """Sorted keys, no spaces, no NaN: the same bytes for the same content everywhere."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                      ensure_ascii=False, default=_json_default)
-
-
 def fingerprint(config: dict[str, Any], *, dataset_fingerprint: str, code_version: str) -> str:
     """Full SHA-256 over the resolved config, the dataset's fingerprint and the code version."""
     payload = {"config": config, "dataset": dataset_fingerprint, "code": code_version}
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON-serialisable in a fingerprint: {type(value).__name__}")
 
 
 def _show(value: Any) -> str:

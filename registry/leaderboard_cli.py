@@ -38,7 +38,7 @@ def leaderboard(
 
     --json prints a list with one leaderboard per track, as GET /tracks/{track}/leaderboard
     returns it (curves included)."""
-    from registry.leaderboard import build_leaderboard  # scipy/pandas: only when asked
+    from registry.evidence import read_leaderboard  # scipy/pandas: only when asked
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
@@ -47,7 +47,7 @@ def leaderboard(
             known = list_tracks(session)
             check_track(track, known)
             tracks = [track] if track else known
-            boards = [build_leaderboard(session, track=t, config=settings) for t in tracks]
+            boards = [read_leaderboard(session, track=t, config=settings) for t in tracks]
     finally:
         engine.dispose()
     if as_json:

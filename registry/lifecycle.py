@@ -2,16 +2,15 @@
 
 Pure: no database here. ``registry.store`` applies a transition inside one transaction.
 A promotion moves the challenger to champion and *displaces* the old champion to retired; a
-rollback retires the current champion and *restores* the previous one.
+rollback retires the current champion and *restores* the previous one. A promotion the gate
+refuses moves nothing, but is audited too (``PROMOTE_REFUSED``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
-from registry.errors import GateRejected, InvalidInput, InvalidTransition
+from registry.errors import InvalidTransition
 
 
 class State(StrEnum):
@@ -27,6 +26,7 @@ class Action(StrEnum):
     RETIRE = "retire"
     ROLLBACK = "rollback"  # the current champion's side of a rollback
     RESTORE = "restore"  # the previous champion's side of a rollback
+    PROMOTE_REFUSED = "promote_refused"  # audited, but no transition: the gate said no
 
 
 TRANSITIONS: dict[tuple[Action, State | None], State] = {
@@ -57,33 +57,3 @@ def next_state(action: Action, current: State | None, *, version_id: str = "vers
         raise InvalidTransition(f"cannot {action.value} {version_id}: {why}",
                                 state=current.value if current else None)
     return target
-
-
-@dataclass(frozen=True)
-class GateOutcome:
-    """What the gate decided about one challenger (the scorer computes it; the store records it)."""
-
-    passed: bool
-    verdict: str
-    reasons: tuple[str, ...] = ()
-    report: dict[str, Any] = field(default_factory=dict)
-
-    def as_record(self) -> dict[str, Any]:
-        return {"passed": self.passed, "verdict": self.verdict, "reasons": list(self.reasons),
-                **self.report}
-
-
-def check_promotion_allowed(gate: GateOutcome | None, *, force: bool, reason: str,
-                            version_id: str) -> None:
-    """Refuse unless the gate passed, or the promotion is forced with a reason."""
-    if force:
-        if not reason.strip():
-            raise InvalidInput("a forced promotion needs a reason", code="reason_required")
-        return
-    if gate is None:
-        raise GateRejected(f"no gate decision for {version_id}: score it in shadow first, "
-                           "or force the promotion with a reason")
-    if not gate.passed:
-        because = "; ".join(gate.reasons) or gate.verdict
-        raise GateRejected(f"the gate refuses {version_id} ({gate.verdict}): {because}",
-                           gate=gate.as_record())

@@ -148,7 +148,8 @@ class ApiToken(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """The outbox: one row per audit entry, written in the transition's own transaction."""
+    """The outbox: one row per transition's audit entry, written in the transition's own
+    transaction."""
 
     __tablename__ = "event"
 
@@ -207,10 +208,13 @@ EVENT_KINDS = {
 
 @sa.event.listens_for(AuditEntry, "after_insert")
 def _write_outbox_event(_mapper: Any, connection: sa.Connection, entry: AuditEntry) -> None:
-    """Every audit entry gets its event row in the same transaction, whoever wrote the entry."""
+    """Every transition's audit entry gets its event row in the same transaction, whoever wrote
+    the entry; a refused promotion (audited, nothing moved) is not an event."""
+    if entry.action not in EVENT_KINDS:
+        return
     gate = entry.gate_report or None
     payload = {
-        "type": EVENT_KINDS.get(entry.action, f"version.{entry.action}"),
+        "type": EVENT_KINDS[entry.action],
         "audit_id": entry.id, "track": entry.track, "version_id": entry.version_id,
         "action": entry.action, "from_state": entry.from_state, "to_state": entry.to_state,
         "displaced_version_id": entry.displaced_version_id, "actor": entry.actor,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +28,7 @@ from registry.errors import (
 )
 from registry.ids import parse_version_id, validate_slug, validate_version_id
 from registry.integrity import bundle_dir, relative_bundle_path, verify_bundle
-from registry.lifecycle import Action, GateOutcome, State, check_promotion_allowed, next_state
+from registry.lifecycle import Action, State, next_state
 from registry.models import AuditEntry, ModelVersion, Track, utcnow
 from trainer.jsonsafe import finite_or_null
 
@@ -71,13 +71,22 @@ def list_versions(session: Session, *, track: str | None = None, state: str | No
     return list(session.exec(query.offset(max(offset, 0)).limit(_page(limit))))
 
 
+def champion_criteria(track: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """``WHERE`` "the champion of ``track``" (a value or a bind parameter). 'champion' is written
+    into the SQL, not bound: with a bound state, SQLite re-plans the statement on every execution
+    (the partial unique index depends on the value)."""
+    return (col(ModelVersion.track) == track,
+            col(ModelVersion.state) == literal_column(f"'{State.CHAMPION.value}'"))
+
+
+def find_champion(session: Session, track: str) -> ModelVersion | None:
+    return session.exec(select(ModelVersion).where(*champion_criteria(track))).first()
+
+
 def resolve_champion(session: Session, track: str) -> ModelVersion:
     """The track's champion: what consumers load."""
     validate_slug(track, what="track")
-    champion = session.exec(
-        select(ModelVersion).where(ModelVersion.track == track,
-                                   ModelVersion.state == State.CHAMPION.value)
-    ).first()
+    champion = find_champion(session, track)
     if champion is None:
         if session.get(Track, track) is None:
             raise NotFound(f"unknown track {track!r}", code="unknown_track")
@@ -142,7 +151,7 @@ def register_version(
     )
     session.add(version)
     session.flush()  # the version row before its audit entry (foreign key)
-    audit = _audit(version, Action.REGISTER, None, actor=actor, reason="registered",
+    audit = audit_entry(version, Action.REGISTER, None, actor=actor, reason="registered",
                    request_id=request_id)
     session.add(audit)
     try:
@@ -162,63 +171,17 @@ def find_by_fingerprint(session: Session, fingerprint: str) -> ModelVersion | No
     ).first()
 
 
-def promote_version(
-    session: Session,
-    *,
-    version_id: str,
-    actor: str,
-    reason: str,
-    gate: GateOutcome | None,
-    artefacts_root: Path,
-    force: bool = False,
-    expected_champion: str | None = None,
-    request_id: str | None = None,
-) -> Transition:
-    """Challenger → champion, the old champion → retired, in one transaction.
-
-    ``expected_champion`` is a compare-and-set: the id the caller believes is champion now
-    (``NO_CHAMPION`` for "none yet"); ``None`` skips the check.
-    """
-    check_promotion_allowed(gate, force=force, reason=reason, version_id=version_id)
-    version = _locked_version(session, version_id)
-    target = next_state(Action.PROMOTE, State(version.state), version_id=version_id)
-    champion = _current_champion(session, version.track)
-    current_id = champion.version_id if champion else NO_CHAMPION
-    if expected_champion is not None and expected_champion != current_id:
-        raise ChampionChanged(
-            f"expected champion {expected_champion or '(none)'} on track {version.track}, "
-            f"but it is {current_id or '(none)'}: someone promoted first; re-check and retry",
-            current_champion=current_id or None,
-        )
-    verify_bundle(artefacts_root / version.bundle_path, expected_digest=version.bundle_digest)
-    now = utcnow()
-    if champion is not None:
-        champion.state = next_state(Action.DISPLACE, State.CHAMPION).value
-        champion.updated_at = now
-        session.add(champion)
-        session.flush()  # free the champion slot before taking it (partial unique index)
-    version.state = target.value
-    version.updated_at = version.champion_since = now
-    session.add(version)
-    audit = _audit(version, Action.PROMOTE, State.CHALLENGER, actor=actor, reason=reason,
-                   request_id=request_id, forced=force, displaced=champion,
-                   gate_report=gate.as_record() if gate else None)
-    session.add(audit)
-    _commit_swap(session, version.track)
-    return Transition(Action.PROMOTE, version, champion, audit)
-
-
 def retire_version(session: Session, *, version_id: str, actor: str, reason: str,
                    request_id: str | None = None) -> Transition:
     """Challenger → retired (a champion is never retired directly)."""
-    _require_reason(reason, "retiring a version")
-    version = _locked_version(session, version_id)
+    require_reason(reason, "retiring a version")
+    version = lock_version(session, version_id)
     target = next_state(Action.RETIRE, State(version.state), version_id=version_id)
     previous = State(version.state)
     version.state = target.value
     version.updated_at = utcnow()
     session.add(version)
-    audit = _audit(version, Action.RETIRE, previous, actor=actor, reason=reason,
+    audit = audit_entry(version, Action.RETIRE, previous, actor=actor, reason=reason,
                    request_id=request_id)
     session.add(audit)
     session.commit()
@@ -229,7 +192,7 @@ def rollback_track(session: Session, *, track: str, actor: str, reason: str,
                    artefacts_root: Path, request_id: str | None = None,
                    expected_champion: str | None = None) -> Transition:
     """Current champion → retired; the champion it replaced → champion again."""
-    _require_reason(reason, "a rollback")
+    require_reason(reason, "a rollback")
     validate_slug(track, what="track")
     _lock_track(session, track)
     champion = resolve_champion(session, track)
@@ -258,10 +221,10 @@ def rollback_track(session: Session, *, track: str, actor: str, reason: str,
     previous.state = next_state(Action.RESTORE, State.RETIRED).value
     previous.updated_at = previous.champion_since = now
     session.add(previous)
-    audit = _audit(previous, Action.ROLLBACK, State.RETIRED, actor=actor, reason=reason,
+    audit = audit_entry(previous, Action.ROLLBACK, State.RETIRED, actor=actor, reason=reason,
                    request_id=request_id, displaced=champion)
     session.add(audit)
-    _commit_swap(session, track)
+    commit_swap(session, track)
     return Transition(Action.ROLLBACK, previous, champion, audit)
 
 
@@ -279,7 +242,7 @@ def _known_state(state: str) -> str:
     return state
 
 
-def _require_reason(reason: str, what: str) -> None:
+def require_reason(reason: str, what: str) -> None:
     if not reason or not reason.strip():
         raise InvalidInput(f"{what} needs a reason", code="reason_required")
 
@@ -308,21 +271,15 @@ def _lock_track(session: Session, track: str) -> Track:
     return row
 
 
-def _locked_version(session: Session, version_id: str) -> ModelVersion:
+def lock_version(session: Session, version_id: str) -> ModelVersion:
+    """The version, re-read with its track locked for the rest of the transaction."""
     version = get_version(session, version_id)
     _lock_track(session, version.track)
     session.refresh(version)  # re-read under the lock
     return version
 
 
-def _current_champion(session: Session, track: str) -> ModelVersion | None:
-    return session.exec(
-        select(ModelVersion).where(ModelVersion.track == track,
-                                   ModelVersion.state == State.CHAMPION.value)
-    ).first()
-
-
-def _commit_swap(session: Session, track: str) -> None:
+def commit_swap(session: Session, track: str) -> None:
     try:
         session.commit()
     except IntegrityError:
@@ -336,7 +293,7 @@ def _no_previous(champion: ModelVersion, track: str) -> InvalidTransition:
                              "replace a champion that can be restored")
 
 
-def _audit(version: ModelVersion, action: Action, from_state: State | None, *, actor: str,
+def audit_entry(version: ModelVersion, action: Action, from_state: State | None, *, actor: str,
            reason: str, request_id: str | None, forced: bool = False,
            displaced: ModelVersion | None = None,
            gate_report: dict[str, Any] | None = None) -> AuditEntry:

@@ -1,12 +1,13 @@
-"""Numbers made safe for JSON: NaN and ±inf become None."""
+"""Numbers made safe for JSON: NaN and ±inf become None (orjson writes them as null)."""
 
 from __future__ import annotations
 
 import math
-from enum import Enum
 from typing import Any
 
-import numpy as np
+import orjson
+
+_PLAIN = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -18,17 +19,6 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def json_safe(value: Any) -> Any:
-    """Recursively replace non-finite floats by None; numpy scalars become Python ones."""
-    if isinstance(value, Enum):
-        return json_safe(value.value)
-    if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return finite_or_none(value)
-    return value
+    """``value`` as plain JSON data: non-finite floats (at any depth) None, NumPy scalars and
+    enums their Python values, keys strings, tuples lists, dates ISO strings."""
+    return orjson.loads(orjson.dumps(value, option=_PLAIN))

@@ -49,7 +49,7 @@ from trainer.checksums import IntegrityError
 from trainer.compilation_cache import enable_compilation_cache
 from trainer.config import TrainConfig
 from trainer.dataset import open_feed
-from trainer.features import WARMUP_DAYS, compute_features
+from trainer.features import WARMUP_DAYS, compute_features, feature_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer.serving import Predictor
@@ -192,7 +192,7 @@ class _Work:
 
     @property
     def feature_key(self) -> tuple | None:
-        return None if self.predictor is None else _feature_key(self.predictor.config)
+        return None if self.predictor is None else feature_key(self.predictor.config)
 
 
 @dataclass
@@ -349,7 +349,7 @@ class _Context:
     def _features_for(self, train_config: TrainConfig) -> np.ndarray:
         """Every landed day's features for ``train_config``: computed once per feature
         configuration (here, unless the features thread has it under way)."""
-        key = _feature_key(train_config)
+        key = feature_key(train_config)
         features = self._features.get(key)
         if features is None:
             features = self._features[key] = compute_features(self.matrix, train_config)
@@ -469,11 +469,6 @@ def _ranks_from(matrix: np.ndarray, first: int) -> np.ndarray:
     ranked = np.full(matrix.shape, np.nan)
     ranked[first:] = ranks(matrix[first:])
     return ranked
-
-
-def _feature_key(train_config: TrainConfig) -> tuple:
-    """What decides a model's features: versions that agree on it share them."""
-    return (train_config.residual_momentum, train_config.xsec_demean)
 
 
 def _rows(indices: list[int]) -> slice | list[int]:

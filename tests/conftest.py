@@ -6,8 +6,6 @@ schema, dropped afterwards, so tests never see each other's rows.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,10 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from registry import migrations, store
-from registry.db import make_engine, write_session
-from registry.ids import build_version_id
-from trainer.checksums import write_sha256sums
+from registry import migrations
+from registry.db import make_engine
+from registry.testing import register_stand_in, stand_in_version
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -76,33 +73,19 @@ BundleFactory = Callable[..., tuple[str, str]]
 
 @pytest.fixture
 def make_bundle(artefacts_root: Path) -> BundleFactory:
-    """Write a sealed bundle (real files + SHA256SUMS); returns ``(version_id, fingerprint)``."""
+    """Write a sealed stand-in bundle; returns ``(version_id, fingerprint)``."""
 
-    def _make(label: str = "v1-linear", *, track: str = "equities-daily",
-              cutoff: dt.date = dt.date(2025, 6, 30), seed: str | None = None) -> tuple[str, str]:
-        fingerprint = hashlib.sha256((seed or uuid.uuid4().hex).encode()).hexdigest()
-        version_id = build_version_id(label, cutoff, fingerprint)
-        bundle = artefacts_root / "models" / track / version_id
-        (bundle / "checkpoint").mkdir(parents=True, exist_ok=True)
-        (bundle / "checkpoint" / "weights.bin").write_bytes(os.urandom(256))
-        (bundle / "metadata.json").write_text(f'{{"version_id": "{version_id}"}}\n')
-        write_sha256sums(bundle)
-        return version_id, fingerprint
+    def _make(label: str = "v1-linear", **identity) -> tuple[str, str]:
+        return stand_in_version(artefacts_root, label, **identity)
 
     return _make
 
 
 @pytest.fixture
-def register(engine: Engine, artefacts_root: Path, make_bundle: BundleFactory
-             ) -> Callable[..., str]:
-    """Make a bundle and register it as a challenger; returns the version id."""
+def register(engine: Engine, artefacts_root: Path) -> Callable[..., str]:
+    """Make a stand-in bundle and register it as a challenger; returns the version id."""
 
-    def _register(label: str = "v1-linear", *, track: str = "equities-daily", **kw) -> str:
-        version_id, fingerprint = make_bundle(label, track=track, **kw)
-        with write_session(engine) as session:
-            store.register_version(session, track=track, version_id=version_id,
-                                   fingerprint=fingerprint, artefacts_root=artefacts_root,
-                                   actor="test")
-        return version_id
+    def _register(label: str = "v1-linear", **identity) -> str:
+        return register_stand_in(engine, artefacts_root, label, **identity)
 
     return _register

@@ -1,4 +1,4 @@
-"""The unchanged trainer: one resolved config in, one sealed artefact bundle out.
+"""The trainer: one resolved config in, one sealed artefact bundle out.
 
 Knows nothing of the zoo or the registry. Heavy imports (JAX, Flax, Orbax) happen only when
 ``load_model`` is called, so importing ``trainer`` (for its config or checksums) stays cheap.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# Bumped when a change to the trainer changes what a config produces; part of every fingerprint.
-TRAINER_CODE_VERSION = "2"  # 2: models train on feature-major columns (same function, other floats)
+# The version of what the trainer makes of a config (the same config and data give the same
+# weights under one version, not across two). Part of every version's fingerprint, so a change
+# to the trainer that changes its weights gives its models new version ids.
+TRAINER_CODE_VERSION = "2"
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer.serving import Predictor

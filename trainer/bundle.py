@@ -1,6 +1,6 @@
 """The artefact bundle: built in a temporary sibling, sealed with SHA256SUMS, renamed into place.
 
-Layout (DESIGN.md, "Artefact bundle")::
+Layout::
 
     checkpoint/      Orbax: {"model", "optimizer", "step"}
     metadata.json    config, dataset, seeds, code, environment, architecture, window, metrics
@@ -112,7 +112,7 @@ def write_descriptors(
         "training_seconds": round(fitted.train_seconds, 3),
     }
     (staging / "metadata.json").write_text(
-        jsonsafe.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        jsonsafe.dumps(metadata, indent=True, sort_keys=True) + "\n", encoding="utf-8"
     )
     summary = {
         "best": {

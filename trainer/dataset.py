@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from trainer.config import MarketConfig
 from trainer.feed import PARTITION_FILE, ParquetFeed, day_table, partition_name
+from trainer.jsonsafe import canonical_json
 from trainer.market import (
     GENERATOR_VERSION,
     MOMENTUM_WINDOW,
@@ -37,10 +38,6 @@ from trainer.market import (
 
 METADATA_FILE = "metadata.json"
 _LOCK_FILE = ".lock"
-
-
-def canonical_json(payload: object) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def dataset_fingerprint(config: MarketConfig) -> str:

@@ -28,6 +28,12 @@ def feature_names(config: TrainConfig) -> list[str]:
     return names
 
 
+def feature_key(config: TrainConfig) -> tuple[bool, bool]:
+    """The knobs :func:`compute_features` reads: configurations with the same key get the
+    same features from the same returns, so models that agree on it can share them."""
+    return (config.residual_momentum, config.xsec_demean)
+
+
 def _cumulative(values: np.ndarray) -> np.ndarray:
     """``cum[k]`` = sum over days ``0..k-1`` (missing values count as zero)."""
     cum = np.zeros((values.shape[0] + 1, *values.shape[1:]))

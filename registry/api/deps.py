@@ -10,14 +10,13 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from registry.auth import ANONYMOUS, Principal, TokenCache, authenticate, require_scope
+from registry.api.bearer import BearerToken, identify_caller
+from registry.auth import Principal, require_scope
 from registry.config import PodiumConfig
 from registry.db import read_session
-from registry.errors import Unauthorized
 from registry.ids import (
     SLUG_JSON_PATTERN,
     VERSION_ID_JSON_PATTERN,
@@ -27,9 +26,6 @@ from registry.ids import (
 
 MAX_SQL_INT = 2**63 - 1  # the largest OFFSET SQLite and PostgreSQL (bigint) accept
 MAX_ROW_ID = 2**31 - 1  # the largest integer primary key (PostgreSQL's INTEGER)
-
-_bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
-                     description="a token from `registry token create`")
 
 
 def get_engine(request: Request) -> Engine:
@@ -59,27 +55,8 @@ def request_id(request: Request) -> str | None:
 RequestIdDep = Annotated[str | None, Depends(request_id)]
 
 
-def _principal(request: Request, engine: Engine,
-               credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    if credentials is None:
-        if request.method in ("GET", "HEAD") and request.app.state.config.server.public_reads:
-            return ANONYMOUS
-        raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)",
-                           code="missing_token")
-    token = credentials.credentials
-    cache: TokenCache = request.app.state.token_cache
-    principal = cache.get(token)
-    if principal is None:
-        with read_session(engine) as session:
-            principal = authenticate(session, token)
-        cache.put(token, principal)
-    return principal
-
-
-def _caller(request: Request, engine: EngineDep,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-            ) -> Principal:
-    return _principal(request, engine, credentials)
+def _caller(request: Request, token: BearerToken) -> Principal:
+    return identify_caller(request, token)
 
 
 CallerDep = Annotated[Principal, Depends(_caller)]  # resolved once per request (FastAPI's cache)

@@ -118,7 +118,7 @@ class LeaderboardMetrics(BaseModel):
     breakeven_cost_bps: float | None
 
 
-class LeaderboardRow(BaseModel):
+class LeaderboardRowPublic(BaseModel):
     version_id: str
     state: str
     spec: str
@@ -139,7 +139,7 @@ class Leaderboard(BaseModel):
     winner: str | None = Field(None, description="the challenger the gate would promote")
     winner_reason: str | None
     spa_pvalue: float | None
-    rows: list[LeaderboardRow] = Field(description="champion first, then challengers by "
+    rows: list[LeaderboardRowPublic] = Field(description="champion first, then challengers by "
                                                    "verdict and mean net, retired last")
     curves: dict[str, CumulativeNet] = Field(description="cumulative net return per version")
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from registry import store
+from registry import promotion, store
 from registry.db import write_session
 from registry.models import ApiToken, ShadowScore, utcnow
 from tests.api.conftest import TRACK, assert_problem
@@ -50,8 +50,8 @@ def seed_board(engine: Engine, artefacts_root: Path, make_bundle: Callable[..., 
         ids[role] = version_id
     for role in ("retired", "champion"):  # the first champion, then its successor
         with write_session(engine) as session:
-            store.promote_version(session, version_id=ids[role], actor="test", reason="seed",
-                                  gate=None, artefacts_root=artefacts_root, force=True)
+            promotion.promote_version(session, version_id=ids[role], actor="test", reason="seed",
+                                      gate=None, artefacts_root=artefacts_root, force=True)
     rng = np.random.default_rng(11)
     means = {"retired": 0.0, "champion": 2e-4, "better": 4e-3, "worse": -2e-3}
     for role, mean in means.items():
@@ -307,7 +307,7 @@ def test_serving_imports_neither_jinja_nor_plotly_nor_pandas_until_asked(tmp_pat
         "from registry.config import PodiumConfig\n"
         f"create_app(PodiumConfig.model_validate({{'database': {{'url': "
         f"'sqlite:///{tmp_path / 'x.db'}'}}}}))\n"
-        "print(sorted(m for m in ('jinja2', 'plotly', 'pandas', 'registry.leaderboard') "
+        "print(sorted(m for m in ('jinja2', 'plotly', 'pandas', 'registry.evidence') "
         "if m in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=REPO, timeout=120, check=True)

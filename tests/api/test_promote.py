@@ -37,6 +37,12 @@ def test_gate_refuses_without_evidence_and_the_report_is_in_the_body(client, aut
     assert body["gate"]["verdict"] == "INSUFFICIENT_DATA" and body["gate"]["reasons"]
     assert client.get(f"{API}/versions/{version_id}", headers=auth("read")).json()[
         "state"] == "challenger"
+    refused = client.get(f"{API}/tracks/{TRACK}/audit?limit=1", headers=auth("read")).json()[
+        "items"][0]
+    assert (refused["action"], refused["version_id"], refused["actor"], refused["reason"]) == (
+        "promote_refused", version_id, "promote-bot", "because")
+    assert refused["from_state"] == refused["to_state"] == "challenger"
+    assert refused["gate_report"] == body["gate"] and refused["request_id"]
 
 
 def test_gate_passes_a_clearly_better_challenger_and_the_audit_keeps_the_report(
@@ -60,7 +66,7 @@ def test_gate_passes_a_clearly_better_challenger_and_the_audit_keeps_the_report(
 
 def test_without_the_gate_module_only_a_forced_promotion_goes_through(
         client, auth, register, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "registry.leaderboard", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "registry.evidence", None)  # import now fails
     version_id = register("v1-linear")
     assert_problem(_promote(client, auth, version_id), 503, "gate_unavailable")
     forced = _promote(client, auth, version_id, force=True)
@@ -165,7 +171,8 @@ def test_every_transition_has_its_event_and_a_refused_one_has_none(client, auth,
     with read_session(engine) as session:
         audits = session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all()
         events = session.exec(select(Event).order_by(col(Event.id))).all()
-    assert [e.audit_id for e in events] == [a.id for a in audits]
+    assert audits[-1].action == "promote_refused"  # audited, but nothing moved
+    assert [e.audit_id for e in events] == [a.id for a in audits[:-1]]
     assert [e.kind for e in events] == ["version.registered", "version.registered",
                                         "version.promoted"]
     listed = client.get(f"{API}/events?after={events[0].id}&limit=1", headers=auth("read"))

@@ -27,7 +27,7 @@ from registry.client import Client
 from registry.config import PodiumConfig, load_config
 from registry.db import make_engine, read_session
 from registry.errors import NotFound
-from registry.leaderboard import build_leaderboard
+from registry.evidence import read_leaderboard
 from registry.models import ShadowScore
 from tests.conftest import REPO
 from tests.e2e.conftest import BIN
@@ -196,7 +196,7 @@ def test_bad_config_exits_2_and_a_busy_port_exits_1(tmp_path: Path) -> None:
 def leaderboard_days(engine, config: PodiumConfig) -> int:
     """Scored days summed over the track's leaderboard rows (what the page shows)."""
     with read_session(engine) as session:
-        board = build_leaderboard(session, track=config.track, config=config)
+        board = read_leaderboard(session, track=config.track, config=config)
     return sum(row["metrics"].get("days") or 0 for row in board["rows"])
 
 

@@ -11,25 +11,22 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import col, select
 
 from registry.db import read_session
 from registry.models import EVENT_KINDS, AuditEntry, Event, ModelVersion
+from registry.testing import RegistryServer, free_port
 from tests.api.conftest import auth, client, make_client, tokens  # noqa: F401
-from tests.e2e.conftest import BIN, free_port
 from tests.shadow.conftest import trained  # noqa: F401  (two real tiny bundles, once a session)
 from tests.zoo.conftest import tiny  # noqa: F401  (examples/tiny.yaml on a migrated database)
 
@@ -45,82 +42,22 @@ def http_client(url: str, token: str | None = None, *, timeout: float = 60.0) ->
                         verify=_TLS)
 
 
-
-class ServerProcess:
-    """``registry serve`` on a fixed loopback port: start, SIGKILL, start again."""
-
-    def __init__(self, *, db_url: str, artefacts_root: Path, workdir: Path,
-                 server: dict[str, Any] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        config = workdir / "podium.yaml"
-        config.write_text(yaml.safe_dump({"server": {"public_reads": False, **(server or {})},
-                                          "shadow": {"in_serve": False}}))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
-        self.env.update(PODIUM_DATABASE_URL=db_url, PODIUM_ARTEFACTS_ROOT=str(artefacts_root),
-                        PODIUM_CONFIG=str(config))
-        self.log_path = workdir / "server.log"
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, *, timeout: float = 60.0) -> None:
-        """Start the server (on the same port each time) and wait until it answers."""
-        assert self.process is None or self.process.poll() is not None, "already running"
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {self.starts}\n".encode())
-            self.process = subprocess.Popen(
-                [str(BIN / "registry"), "serve", "--port", str(self.port), "--log-level",
-                 "warning"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir)
-        deadline = time.monotonic() + timeout
-        with http_client(self.url, timeout=2) as http:
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"registry serve exited: {self.log()[-2000:]}")
-                try:
-                    http.get("/health")  # any answer: it is up
-                    return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"registry serve did not start in {timeout:g} s")
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handlers, no rollbacks, no flushes."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-ServeFactory = Callable[..., ServerProcess]
+ServeFactory = Callable[..., RegistryServer]
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeFactory]:
     """``serve(db_url, artefacts_root, **server_settings)``: a started server, stopped at the
     end whatever state it was left in."""
-    servers: list[ServerProcess] = []
+    servers: list[RegistryServer] = []
 
-    def _serve(db_url: str, artefacts_root: Path, **server: Any) -> ServerProcess:
+    def _serve(db_url: str, artefacts_root: Path, **server: Any) -> RegistryServer:
         workdir = tmp_path / f"server-{len(servers)}"
         workdir.mkdir()
-        process = ServerProcess(db_url=db_url, artefacts_root=artefacts_root, workdir=workdir,
-                                server=server)
+        process = RegistryServer(database_url=db_url, artefacts_root=artefacts_root,
+                                 workdir=workdir, config={
+                                     "server": {"public_reads": False, **server},
+                                     "shadow": {"in_serve": False}})
         servers.append(process)
         process.start()
         return process
@@ -225,7 +162,6 @@ def waiting_behind(connection: Connection, holder: int) -> set[int]:
                    if pid not in behind and ({holder} | behind) & set(blockers)}:
         behind |= more
     return behind
-
 
 
 def backend_alive(connection: Connection, pid: int) -> bool:

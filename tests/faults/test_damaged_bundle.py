@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from registry import store
+from registry import promotion, store
 from registry.client import load_champion
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure
@@ -105,8 +105,8 @@ def test_a_damaged_champion_is_refused_by_every_consumer(damage, trained, db_url
                                    actor="test", spec_name=spec)
     champion, challenger = versions[0][0], versions[1][0]
     with write_session(engine) as session:
-        store.promote_version(session, version_id=champion, actor="test", reason="bootstrap",
-                              gate=None, artefacts_root=artefacts_root, force=True)
+        promotion.promote_version(session, version_id=champion, actor="test", reason="bootstrap",
+                                  gate=None, artefacts_root=artefacts_root, force=True)
     bundle = _bundle(engine, artefacts_root, champion)
     spoil(bundle)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,19 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import soak
 from tests.conftest import REPO
-
-
-def _load_soak():
-    """bench/soak.py as a module (bench/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_soak", REPO / "bench" / "soak.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = _load_soak()
 
 
 @pytest.mark.slow

@@ -9,8 +9,6 @@ touch (see ``snapshot``).
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,14 +18,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from registry import migrations, store
+from registry import migrations, promotion
 from registry.api import create_app
 from registry.auth import create_token
 from registry.config import PodiumConfig
 from registry.db import make_engine, write_session
-from registry.ids import build_version_id
 from registry.models import WebhookDelivery, utcnow
-from trainer.checksums import write_sha256sums
+from registry.testing import register_stand_in
 
 API = "/api/v1"
 TRACK = "equities-daily"
@@ -61,31 +58,16 @@ def snapshot(path: Path) -> dict[str, tuple[int, int, bytes]]:
     return entries
 
 
-def write_bundle(artefacts_root: Path, version_id: str, *, track: str = TRACK) -> None:
-    bundle = artefacts_root / "models" / track / version_id
-    (bundle / "checkpoint").mkdir(parents=True)
-    (bundle / "checkpoint" / "weights.bin").write_bytes(hashlib.sha256(version_id.encode())
-                                                        .digest() * 8)
-    (bundle / "metadata.json").write_text(f'{{"version_id": "{version_id}"}}\n')
-    write_sha256sums(bundle)
-
-
-def _register(engine: Engine, artefacts_root: Path, *, label: str, seed: str,
+def _register(engine: Engine, artefacts_root: Path, label: str, *, seed: str,
               fingerprint: str | None = None) -> str:
-    fingerprint = fingerprint or hashlib.sha256(seed.encode()).hexdigest()
-    version_id = build_version_id(label, dt.date(2025, 6, 30), fingerprint)
-    write_bundle(artefacts_root, version_id)
-    with write_session(engine) as session:
-        store.register_version(session, track=TRACK, version_id=version_id,
-                               fingerprint=fingerprint, artefacts_root=artefacts_root,
-                               actor="seed")
-    return version_id
+    return register_stand_in(engine, artefacts_root, label, track=TRACK, actor="seed",
+                             seed=seed, fingerprint=fingerprint)
 
 
 def _force(engine: Engine, artefacts_root: Path, version_id: str) -> None:
     with write_session(engine) as session:
-        store.promote_version(session, version_id=version_id, actor="seed", reason="seed",
-                              gate=None, artefacts_root=artefacts_root, force=True)
+        promotion.promote_version(session, version_id=version_id, actor="seed", reason="seed",
+                                  gate=None, artefacts_root=artefacts_root, force=True)
 
 
 def deploy(root: Path, *, url: str | None = None, **server: object) -> Deployment:
@@ -99,10 +81,10 @@ def deploy(root: Path, *, url: str | None = None, **server: object) -> Deploymen
     engine = make_engine(url)
     migrations.upgrade(engine)
     versions = {
-        "retired": _register(engine, artefacts_root, label="v1-linear", seed="a"),
-        "champion": _register(engine, artefacts_root, label="v2-mlp", seed="b"),
-        "challenger": _register(engine, artefacts_root, label="v3-mlp", seed="c"),
-        "example": _register(engine, artefacts_root, label="v3.1-resmom", seed="d",
+        "retired": _register(engine, artefacts_root, "v1-linear", seed="a"),
+        "champion": _register(engine, artefacts_root, "v2-mlp", seed="b"),
+        "challenger": _register(engine, artefacts_root, "v3-mlp", seed="c"),
+        "example": _register(engine, artefacts_root, "v3.1-resmom", seed="d",
                              fingerprint="3fa2c1de" + "0" * 56),
     }
     assert versions["example"] == EXAMPLE_VERSION_ID

@@ -210,7 +210,7 @@ def test_a_500_says_nothing_but_its_request_id(api: TestClient, podium: Deployme
         raise RuntimeError(f"{SECRET} {url} {podium.tokens['admin']} SELECT * FROM api_token")
 
     monkeypatch.setattr(store, "list_versions", explode)
-    monkeypatch.setattr("registry.api.routes.versions.promotion_gate", explode)
+    monkeypatch.setattr("registry.promotion.gate_outcome", explode)
     for method, path, body in (("GET", f"{API}/versions", None),
                                ("GET", f"{API}/tracks", None),
                                ("POST", f"{API}/versions/{podium.versions['challenger']}/promote",

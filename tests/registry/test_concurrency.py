@@ -15,7 +15,7 @@ import pytest
 from registry import store
 from registry.db import make_engine, read_session, write_session
 from registry.errors import PodiumError
-from registry.lifecycle import GateOutcome
+from registry.promotion import GateOutcome, promote_version
 
 WORKERS = 16
 PASS = GateOutcome(passed=True, verdict="PASS")
@@ -26,9 +26,8 @@ def _promote(url: str, root: str, version_id: str, expected: str, barrier) -> st
     try:
         barrier.wait(timeout=60)
         with write_session(engine) as session:
-            store.promote_version(session, version_id=version_id, actor="race", reason="race",
-                                  gate=PASS, artefacts_root=Path(root),
-                                  expected_champion=expected)
+            promote_version(session, version_id=version_id, actor="race", reason="race",
+                            gate=PASS, artefacts_root=Path(root), expected_champion=expected)
         return "ok"
     except PodiumError as exc:
         return exc.code
@@ -47,8 +46,8 @@ def _process_worker(url, root, version_id, expected, barrier, results) -> None:
 def test_sixteen_concurrent_promotions(kind, db_url, engine, artefacts_root, register):
     incumbent = register("v0-incumbent")
     with write_session(engine) as session:
-        store.promote_version(session, version_id=incumbent, actor="setup", reason="first",
-                              gate=PASS, artefacts_root=artefacts_root)
+        promote_version(session, version_id=incumbent, actor="setup", reason="first",
+                        gate=PASS, artefacts_root=artefacts_root)
     challengers = [register(f"v{i + 1}-race") for i in range(WORKERS)]
     outcomes: dict[str, str] = {}
     if kind == "threads":

@@ -16,7 +16,7 @@ from registry.errors import (
     InvalidTransition,
     NotFound,
 )
-from registry.lifecycle import GateOutcome
+from registry.promotion import GateOutcome, promote_version
 
 PASS = GateOutcome(passed=True, verdict="PASS", reasons=("better net Sharpe",),
                    report={"T": 80, "mean_diff": 0.001})
@@ -27,8 +27,8 @@ def promote(engine, root: Path, version_id: str, **kw):
     kw.setdefault("gate", PASS)
     kw.setdefault("reason", "better net of cost")
     with write_session(engine) as session:
-        return store.promote_version(session, version_id=version_id, actor="alice",
-                                     artefacts_root=root, **kw)
+        return promote_version(session, version_id=version_id, actor="alice",
+                               artefacts_root=root, **kw)
 
 
 def states(engine) -> dict[str, str]:

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 
 from trainer.config import MarketConfig, TrainConfig
-from trainer.features import WARMUP_DAYS, compute_features, feature_names, forward_target
+from trainer.features import (
+    WARMUP_DAYS,
+    compute_features,
+    feature_key,
+    feature_names,
+    forward_target,
+)
 from trainer.market import simulate_returns, trading_days
 from trainer.window import TARGET_SCALE, build_training_data
 
@@ -81,3 +87,25 @@ def test_cutoff_between_landed_days_takes_the_last_day_before() -> None:
     config = TrainConfig(train_days=100, validation_days=20, train_cutoff=saturday)
     data = build_training_data(pd.DataFrame(_returns(), index=dates), config)
     assert data.train_cutoff <= saturday and data.train_cutoff.weekday() < 5
+
+
+def test_configurations_with_the_same_feature_key_get_the_same_features() -> None:
+    """The key names every knob the features read: configurations that agree on it get the
+    same features, and those that differ get other ones."""
+    returns = _returns()
+    base = TrainConfig()
+    variants = [
+        base.model_copy(update=change)
+        for change in ({"model": "mlp"}, {"forward_days": 5}, {"learning_rate": 0.1},
+                       {"seed": 3}, {"residual_momentum": not base.residual_momentum},
+                       {"xsec_demean": not base.xsec_demean},
+                       {"residual_momentum": not base.residual_momentum,
+                        "xsec_demean": not base.xsec_demean})
+    ]
+    expected = compute_features(returns, base)
+    for config in variants:
+        features = compute_features(returns, config)
+        same = features.shape == expected.shape and np.array_equal(features, expected,
+                                                                   equal_nan=True)
+        assert (feature_key(config) == feature_key(base)) == same, config
+    assert len({feature_key(config) for config in [base, *variants]}) == 4

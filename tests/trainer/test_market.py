@@ -13,7 +13,6 @@ import pytest
 from trainer.checksums import sha256_file
 from trainer.config import MarketConfig
 from trainer.dataset import (
-    canonical_json,
     dataset_dir,
     dataset_fingerprint,
     ensure_dataset,
@@ -21,6 +20,7 @@ from trainer.dataset import (
     open_feed,
 )
 from trainer.feed import PARTITION_FILE, ParquetFeed, clear_cache, day_table
+from trainer.jsonsafe import canonical_json
 from trainer.market import simulate_returns, trading_days
 
 

@@ -1,5 +1,5 @@
 """Training: deterministic weights, the loop against a plain one, early stopping, the soft
-deadline, the rank IC."""
+deadline."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.stats
 from flax import nnx
 
-from trainer import train
+from trainer import batch_plan, call_queue, train
+from trainer.batch_plan import BatchPlan
 from trainer.checkpoint import make_optimizer
 from trainer.config import ResolvedConfig
 from trainer.dataset import open_feed
 from trainer.models import Moments, build_model, init_params
-from trainer.train import BatchPlan, fit, rank_ic, train_and_evaluate, train_step
+from trainer.train import fit, train_and_evaluate, train_step
 from trainer.window import TrainingData, build_training_data
 
 
@@ -122,7 +122,7 @@ def test_fit_matches_a_plain_loop_of_single_steps(
     data = _data(config)
     plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
     # several calls per epoch, or three epochs a call (4 epochs: the second call is padded)
-    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4 if calls == "pieces of epochs"
+    monkeypatch.setattr(batch_plan, "MAX_STEPS_PER_CALL", 4 if calls == "pieces of epochs"
                         else 3 * plan.steps + 1)
     assert plan.steps > 2 * 4
     metrics = _Recorder()
@@ -173,51 +173,18 @@ def _recorded_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def test_every_call_of_a_run_has_the_same_signature(
     make_config: Callable[..., ResolvedConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The progress a call starts from is typed like the one it returns (no weakly typed
+    """The state a call starts from is typed like the one it returns (no weakly typed
     scalars at the start), so a run of many calls compiles ``train_epochs`` once, not twice."""
     config = make_config(epochs=6, early_stopping_patience=100)
     data = _data(config)
     plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
-    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 2 * plan.steps)  # 3 calls of 2 epochs
+    monkeypatch.setattr(batch_plan, "MAX_STEPS_PER_CALL", 2 * plan.steps)  # 3 calls of 2 epochs
     calls = _recorded_calls(monkeypatch)
     fit(config.train, data, _Recorder(), deadline=time.monotonic() + 600)
     signatures = [[(np.shape(a), a.dtype, getattr(a, "weak_type", False))
                    for a in jax.tree.leaves(args[4:])] for args in calls]  # the arrays passed
     assert len(signatures) == 3
     assert signatures[1] == signatures[0] == signatures[2]
-
-
-def test_rank_ic_matches_scipy_spearman() -> None:
-    rng = np.random.default_rng(3)
-    scores, targets = rng.normal(size=(6, 30)), rng.normal(size=(6, 30))
-    targets += 0.5 * scores
-    mask = np.ones((6, 30), dtype=bool)
-    mask[2, :5] = False
-    expected = np.mean(
-        [
-            scipy.stats.spearmanr(s[m], t[m]).statistic
-            for s, t, m in zip(scores, targets, mask, strict=True)
-        ]
-    )
-    got = rank_ic(scores, targets, mask)
-    assert abs(got - expected) < 1e-5
-
-
-def test_rank_ic_averages_tied_ranks_like_scipy() -> None:
-    rng = np.random.default_rng(5)
-    scores = rng.integers(0, 4, size=(8, 25)).astype(np.float32)  # many ties
-    targets = np.round(rng.normal(size=(8, 25)), 1)
-    mask = rng.random((8, 25)) > 0.2
-    mask[3, 2:] = False  # a day with too few entries is skipped
-    scores[5] = 1.0  # a day whose scores do not vary counts as 0
-    expected = []
-    for s, t, m in zip(scores, targets, mask, strict=True):
-        if m.sum() < 2:
-            continue
-        same = np.ptp(s[m]) == 0 or np.ptp(t[m]) == 0
-        expected.append(0.0 if same else scipy.stats.spearmanr(s[m], t[m]).statistic)
-    assert abs(rank_ic(scores, targets, mask) - np.mean(expected)) < 1e-9
-    assert np.isnan(rank_ic(scores, targets, np.zeros_like(mask)))
 
 
 @pytest.mark.parametrize("epochs_per_call", [None, 2, 0])  # None: the default; 0: pieces
@@ -231,7 +198,7 @@ def test_early_stopping_keeps_the_best_epoch(
     data = _data(config)
     plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
     if epochs_per_call is not None:
-        monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", max(4, epochs_per_call * plan.steps))
+        monkeypatch.setattr(batch_plan, "MAX_STEPS_PER_CALL", max(4, epochs_per_call * plan.steps))
     metrics = _Recorder()
     fitted = fit(config.train, data, metrics, deadline=time.monotonic() + 600)
     val_losses = metrics.series("val", "loss")
@@ -257,7 +224,7 @@ def _clock_passes_deadline_once_queued(calls: int, monkeypatch: pytest.MonkeyPat
         def monotonic() -> float:
             return 0.0 if len(queued) < calls else 1000.0
 
-    monkeypatch.setattr(train, "time", Clock)
+    monkeypatch.setattr(call_queue, "time", Clock)
     return queued
 
 
@@ -269,7 +236,7 @@ def test_a_deadline_in_the_middle_of_an_epoch_validates_where_training_stopped(
     config = make_config(epochs=10, early_stopping_patience=100)
     data = _data(config)
     plan = BatchPlan(data.y_train.shape[0], config.train.batch_size, config.train.seed)
-    monkeypatch.setattr(train, "MAX_STEPS_PER_CALL", 4)
+    monkeypatch.setattr(batch_plan, "MAX_STEPS_PER_CALL", 4)
     pieces = -(-plan.steps // 4)
     queued = _clock_passes_deadline_once_queued(pieces + 1, monkeypatch)
     metrics = _Recorder()

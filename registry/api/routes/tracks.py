@@ -7,15 +7,15 @@ import hashlib
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import Dialect, Engine, bindparam, literal_column, select
+from sqlalchemy import Dialect, Engine, bindparam, select
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from registry import store
+from registry.api.bearer import BearerToken, bearer_token, cached_principal, identify_caller
 from registry.api.deps import (
     MAX_SQL_INT,
     ConfigDep,
@@ -25,8 +25,6 @@ from registry.api.deps import (
     RequestIdDep,
     SessionDep,
     TrackPath,
-    _bearer,
-    _principal,
 )
 from registry.api.idempotency import IdempotencyKey, request_fingerprint, run_idempotent
 from registry.api.problems import problem_responses
@@ -40,7 +38,7 @@ from registry.api.schemas import (
     TransitionResponse,
 )
 from registry.api.transitions import transition_body
-from registry.auth import TokenCache, require_scope
+from registry.auth import require_scope
 from registry.db import is_sqlite, read_session, translate_db_errors, write_session
 from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN, validate_slug
@@ -51,7 +49,6 @@ router = APIRouter(prefix="/tracks", tags=["tracks"])
 # TrackPath and ReaderDep, minus their thread hops (see ``champion``)
 ChampionTrack = Annotated[str, Path(examples=["equities-daily"],
                                     json_schema_extra={"pattern": SLUG_JSON_PATTERN})]
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 @router.get("", response_model=TrackList, responses=problem_responses(401, 503),
@@ -63,19 +60,15 @@ def list_tracks(session: SessionDep, _: ReaderDep) -> TrackList:
     return TrackList(items=[TrackPublic(name=n, champion=champions.get(n)) for n in names])
 
 
-async def champion(request: Request, track: ChampionTrack, credentials: BearerCredentials,
+async def champion(request: Request, track: ChampionTrack, token: BearerToken,
                    if_none_match: Annotated[str | None, Header()] = None) -> Response:
     # The hot path runs on the event loop: no thread hop (each costs more than the lookup).
     # The token cache answers a known token here; the database is asked in the thread pool
     # only on a miss, and for the champion's row only on PostgreSQL (a round trip must never
     # block the loop; a SQLite read is a few µs).
     engine = request.app.state.engine
-    if credentials is None:  # anonymous (public reads) or 401: no database either way
-        principal = _principal(request, engine, None)
-    else:
-        cache: TokenCache = request.app.state.token_cache
-        principal = cache.get(credentials.credentials) or await run_in_threadpool(
-            _principal, request, engine, credentials)
+    principal = cached_principal(request, token) or await run_in_threadpool(
+        identify_caller, request, token)
     require_scope(principal, "read")
     validate_slug(track, what="track")
     if is_sqlite(engine):
@@ -95,7 +88,7 @@ class HotPathRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         async def handler(request: Request) -> Response:
             return await champion(request, track=request.path_params["track"],
-                                  credentials=await _bearer(request),
+                                  token=bearer_token(request),
                                   if_none_match=request.headers.get("if-none-match"))
 
         return handler
@@ -109,11 +102,8 @@ router.add_api_route(
 
 
 _CHAMPION_FIELDS = ("version_id", "track", "bundle_path", "bundle_digest", "champion_since")
-# 'champion' is written into the SQL, not bound: with a bound state, SQLite re-plans the
-# statement on every execution (the partial unique index depends on the value).
 _CHAMPION_QUERY = select(*(getattr(ModelVersion, f) for f in _CHAMPION_FIELDS)).where(
-    ModelVersion.track == bindparam("track"),
-    ModelVersion.state == literal_column(f"'{State.CHAMPION.value}'"))
+    *store.champion_criteria(bindparam("track")))
 
 
 def champion_answer(engine: Engine, track: str) -> tuple[bytes, str]:
@@ -180,9 +170,9 @@ def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep,
                 config: ConfigDep) -> dict[str, Any]:
     if session.get(Track, track) is None:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    from registry.leaderboard import build_leaderboard  # pandas, scipy: on first use
+    from registry.evidence import read_leaderboard  # pandas, scipy: on first use
 
-    return build_leaderboard(session, track=track, config=config)
+    return read_leaderboard(session, track=track, config=config)
 
 
 @router.post("/{track:path}/rollback", response_model=TransitionResponse,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from registry import store
+from registry import promotion, store
 from registry.api.deps import (
     MAX_SQL_INT,
     ConfigDep,
@@ -18,7 +18,6 @@ from registry.api.deps import (
     SessionDep,
     VersionIdPath,
 )
-from registry.api.gate import promotion_gate
 from registry.api.idempotency import IdempotencyKey, request_fingerprint, run_idempotent
 from registry.api.problems import problem_responses
 from registry.api.schemas import (
@@ -30,7 +29,7 @@ from registry.api.schemas import (
 )
 from registry.api.transitions import transition_body
 from registry.auth import require_scope
-from registry.db import read_session, write_session
+from registry.db import write_session
 from registry.ids import SLUG_JSON_PATTERN
 from registry.lifecycle import State
 
@@ -76,17 +75,12 @@ def promote(version_id: VersionIdPath, body: PromoteRequest, principal: Promoter
         require_scope(principal, "admin")
 
     def action() -> dict[str, Any]:
-        with read_session(engine) as session:  # the gate reads; the swap below locks
-            gate, expected = promotion_gate(session, version_id=version_id, config=config,
-                                            force=body.force,
-                                            expected_champion=body.expected_champion)
-        with write_session(engine) as session:
-            transition = store.promote_version(
-                session, version_id=version_id, actor=principal.name, reason=body.reason,
-                gate=gate, artefacts_root=config.artefacts_root, force=body.force,
-                expected_champion=expected, request_id=request_id)
-        request.app.state.notify_events()
-        return transition_body(transition, gate=gate.as_record() if gate else None)
+        promoted = promotion.promote(
+            engine, version_id=version_id, actor=principal.name, reason=body.reason,
+            config=config, force=body.force, expected_champion=body.expected_champion,
+            request_id=request_id, announce=request.app.state.notify_events)
+        gate = promoted.gate
+        return transition_body(promoted.transition, gate=gate.as_record() if gate else None)
 
     fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
     return run_idempotent(engine, key=idempotency_key, principal=principal,

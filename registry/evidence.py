@@ -1,8 +1,10 @@
-"""The leaderboard and the gate, read from the database: settled shadow days in, decisions out.
+"""A track's shadow evidence, read from the database: settled days in, the scorer's gate decision
+and leaderboard out.
 
-This is the I/O half; the scorer does the maths. A challenger is judged against the current
-champion on the days both were scored since the champion's first day as champion (in market
-days: the first day after the last one settled before its promotion).
+This is the I/O half; the scorer does the maths (``scorer.gate``, ``scorer.leaderboard``). Pandas
+and scipy come with it, so callers import this module on first use. A challenger is judged
+against the current champion on the days both were scored since the champion's first day as
+champion (in market days: the first day after the last one settled before its promotion).
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from sqlmodel import Session, col, select
 from registry.config import PodiumConfig
 from registry.errors import NotFound
 from registry.ids import validate_slug
-from registry.lifecycle import GateOutcome, State
+from registry.lifecycle import State
 from registry.models import ModelVersion, ShadowScore
-from registry.store import get_version
 from scorer.gate import evaluate_gate
-from scorer.leaderboard import VersionEntry, cumulative_net_by_version
-from scorer.leaderboard import build_leaderboard as assemble
+from scorer.leaderboard import VersionEntry, build_leaderboard, cumulative_net_by_version
 from scorer.report import GateDecision
 from scorer.sharpe import daily_sharpe
 
@@ -64,9 +64,9 @@ def champion_first_day(session: Session, champion: ModelVersion | None) -> dt.da
     return None if last_before is None else last_before + dt.timedelta(days=1)
 
 
-def decide(session: Session, *, track: str, config: PodiumConfig,
-           spa_reps: int = 1000) -> tuple[GateDecision | None, list[ModelVersion],
-                                          dict[str, pd.DataFrame]]:
+def judge_track(session: Session, *, track: str, config: PodiumConfig,
+                spa_reps: int = 1000) -> tuple[GateDecision | None, list[ModelVersion],
+                                               dict[str, pd.DataFrame]]:
     """Run the gate for every challenger on the track; also return the versions and frames."""
     validate_slug(track, what="track")
     versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
@@ -89,29 +89,13 @@ def decide(session: Session, *, track: str, config: PodiumConfig,
     return decision, versions, daily
 
 
-def gate_outcome(session: Session, *, version_id: str, config: PodiumConfig) -> GateOutcome:
-    """What the gate says about promoting ``version_id`` now (rule 4: only the winner passes)."""
-    version = get_version(session, version_id)
-    decision, _versions, _daily = decide(session, track=version.track, config=config)
-    if decision is None or version.state != State.CHALLENGER.value:
-        return GateOutcome(False, "NOT_A_CHALLENGER", (f"{version_id} is {version.state}",), {})
-    report = decision.report(version_id)
-    record: dict[str, Any] = {**report.to_dict(), "winner": decision.winner,
-                              "winner_reason": decision.winner_reason}
-    reasons = tuple(report.reasons)
-    passed = report.passed and decision.winner == version_id
-    if report.passed and not passed:
-        reasons = (f"passes on its own, but {decision.winner or 'the champion'} is preferred: "
-                   f"{decision.winner_reason}", *reasons)
-    return GateOutcome(passed, str(report.verdict), reasons, record)
-
-
-def build_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:
-    """Champion first, then challengers by verdict and mean net, retired last (JSON-safe)."""
-    decision, versions, daily = decide(session, track=track, config=config)
+def read_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:
+    """The track's leaderboard from its settled shadow days: champion first, then challengers
+    by verdict and mean net, retired last (JSON-safe)."""
+    decision, versions, daily = judge_track(session, track=track, config=config)
     entries = [VersionEntry(v.version_id, v.state, v.spec_name or "-", v.train_cutoff)
                for v in versions]
-    rows = assemble(entries, daily, decision)
+    rows = build_leaderboard(entries, daily, decision)
     curves = cumulative_net_by_version({v: f for v, f in daily.items() if not f.empty})
     return {
         "track": track,
