@@ -19,7 +19,16 @@ from sqlalchemy import Engine
 
 from registry.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, cors_kwargs
 from registry.api.problems import install_problem_handlers
-from registry.api.routes import events, health, page, signin, static, tracks, versions
+from registry.api.routes import (
+    events,
+    health,
+    page,
+    signin,
+    static,
+    tracks,
+    version_page,
+    versions,
+)
 from registry.api.routes.docs import OPENAPI_URL, install_docs
 from registry.api.webhooks import WebhookDispatcher
 from registry.auth import TokenCache
@@ -69,7 +78,7 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     install_problem_handlers(app)
     for router in (health.router, tracks.router, versions.router, events.router):
         app.include_router(router, prefix=API_PREFIX)
-    for router in (page.router, signin.router, static.router):  # the page at /, outside the API
+    for router in (page.router, version_page.router, signin.router, static.router):  # pages
         app.include_router(router)
     install_docs(app)  # Swagger UI at /docs, ReDoc at /redoc, their assets from a package
     if config.server.cors_origins:

@@ -13,6 +13,7 @@ Plotly and the leaderboard's maths (pandas, scipy) are imported on first use, so
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -33,6 +34,16 @@ CHAMPION_COLOUR = "#0969da"  # as the champion's row in the table
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(request: Request, track: str | None = None) -> Response:
     """Each track's (or one track's) champion, challengers, gate verdicts and chart."""
+    return reader_page(request, track=track, render=lambda principal, signed_in:
+                       _render_leaderboard(request, track=track or None, principal=principal,
+                                           signed_in=signed_in))
+
+
+def reader_page(request: Request, *, track: str | None,
+                render: Callable[[Principal, bool], Response]) -> Response:
+    """``render(principal, signed_in)`` for a caller who may read; else the sign-in form.
+
+    A domain error while rendering becomes the error page with its status."""
     token, from_cookie = page_credential(request)
     try:
         principal = page_reader(request, token)
@@ -47,8 +58,7 @@ def leaderboard_page(request: Request, track: str | None = None) -> Response:
                 forget_cookie(response, request)
             return response
     try:
-        response = _render_leaderboard(request, track=track or None, principal=principal,
-                                       signed_in=from_cookie and principal is not ANONYMOUS)
+        response = render(principal, from_cookie and principal is not ANONYMOUS)
     except PodiumError as error:
         response = render_html(request, "error.html", status=error.status, title=error.title,
                                detail=error.detail)
