@@ -25,6 +25,7 @@ from registry.api.routes import (
     page,
     signin,
     static,
+    track_list_page,
     tracks,
     version_page,
     versions,
@@ -78,7 +79,8 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     install_problem_handlers(app)
     for router in (health.router, tracks.router, versions.router, events.router):
         app.include_router(router, prefix=API_PREFIX)
-    for router in (page.router, version_page.router, signin.router, static.router):  # pages
+    for router in (page.router, version_page.router, track_list_page.router, signin.router,
+                   static.router):  # the pages, outside the API
         app.include_router(router)
     install_docs(app)  # Swagger UI at /docs, ReDoc at /redoc, their assets from a package
     if config.server.cors_origins:

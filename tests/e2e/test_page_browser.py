@@ -124,3 +124,41 @@ def test_the_api_docs_render_every_operation_offline(server, browser) -> None:
     assert all("cdn.redoc.ly" in m and "Content Security Policy" in m for m in refused), refused
     sources = [e.get_attribute("src") for e in driver.find_elements(By.TAG_NAME, "script")]
     assert all(src.startswith(server.url) for src in sources if src)
+
+
+def test_from_the_leaderboard_to_a_version_page_and_the_track_list(
+        server, tokens, engine, artefacts_root, make_bundle, browser, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ids = seed_board(engine, artefacts_root, make_bundle)
+    driver = browser
+    wait = WebDriverWait(driver, 60)
+    driver.get(server.url + "/")
+    driver.find_element(By.ID, "token").send_keys(tokens["read"])
+    driver.find_element(By.CSS_SELECTOR, "form.signin button[type=submit]").click()
+    wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "tr.champion")))
+    assert driver.find_element(By.CSS_SELECTOR, ".as-of .last-settled").text
+    _console_errors(driver)  # the sign-in's 401 is logged; what follows must be clean
+
+    driver.find_element(By.LINK_TEXT, ids["better"]).click()
+    wait.until(lambda d: d.current_url == f"{server.url}/versions/{ids['better']}")
+    evidence_lines = "#chart-evidence .scatterlayer .trace"
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, evidence_lines)) == 2)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#chart-evidence .barlayer .trace")) == 1
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#chart-record .scatterlayer .trace")) == 1
+    assert driver.find_element(By.CSS_SELECTOR, ".verdict").text == "PASS"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "tr.rule")) >= 3
+    assert len(driver.find_elements(By.CSS_SELECTOR, "tr.audit-entry")) == 1  # registered
+    assert _console_errors(driver) == []
+    driver.save_screenshot(str(tmp_path / "version.png"))
+
+    driver.find_element(By.LINK_TEXT, ids["champion"]).click()  # the champion it was paired with
+    wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, ".state-champion")))
+    driver.find_element(By.LINK_TEXT, "all tracks").click()
+    rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.track-row"))
+    assert [r.get_attribute("data-track") for r in rows] == ["equities-daily"]
+    rows[0].find_element(By.LINK_TEXT, "equities-daily").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, TRACES)) == 3)
+    assert _console_errors(driver) == []

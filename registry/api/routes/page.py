@@ -26,9 +26,12 @@ from registry.api.routes.static import plotly_src
 from registry.auth import ANONYMOUS, Principal
 from registry.db import read_session
 from registry.errors import NotFound, PodiumError, Unauthorized
+from registry.models import utcnow
 
 router = APIRouter(include_in_schema=False)
 CHAMPION_COLOUR = "#0969da"  # as the champion's row in the table
+REFRESH_SECONDS = 60  # the page reloads itself this often (a meta refresh: no script needed)
+AUDIT_ROWS = 20  # the latest audit entries shown under each track
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -75,30 +78,40 @@ def _render_leaderboard(request: Request, *, track: str | None, principal: Princ
         if track is not None and track not in tracks:
             raise NotFound(f"There is no track named {track!r}.", code="unknown_track")
         if tracks:
-            from registry.evidence import read_leaderboard  # pandas, scipy: when needed
+            from registry.evidence import champion_first_day, read_leaderboard  # pandas, scipy
         boards = []
         for name in [track] if track else tracks:
             try:
-                boards.append(read_leaderboard(session, track=name, config=config))
+                board = read_leaderboard(session, track=name, config=config)
             except NotFound:  # a track whose versions are all gone: nothing to show
-                boards.append({"track": name, "rows": [], "curves": {}, "winner": None,
-                               "winner_reason": None})
+                board = {"track": name, "rows": [], "curves": {}, "winner": None,
+                         "winner_reason": None}
+            crowned = champion_first_day(session, store.find_champion(session, name))
+            board["crowned"] = crowned.isoformat() if crowned else None
+            board["audit"] = store.list_audit(session, track=name, limit=AUDIT_ROWS)
+            boards.append(board)
     return render_html(request, "leaderboard.html", status=200, tracks=tracks, selected=track,
                        boards=[_board_view(board) for board in boards], principal=principal,
-                       signed_in=signed_in, plotly_src=plotly_src())
+                       signed_in=signed_in, plotly_src=plotly_src(),
+                       computed_at=f"{utcnow():%Y-%m-%d %H:%M:%S}",
+                       refresh_seconds=REFRESH_SECONDS)
 
 
 def _board_view(board: dict[str, Any]) -> dict[str, Any]:
     """A track's leaderboard split for the page: who is live, who is retired, the chart."""
     live = [row for row in board["rows"] if row["state"] != "retired"]
+    settled = [curve["days"][-1] for curve in board["curves"].values() if curve["days"]]
     return {**board, "live": live,
             "retired": [row for row in board["rows"] if row["state"] == "retired"],
             "scored": any(row["metrics"]["days"] for row in board["rows"]),
-            "figure": _figure(live, board["curves"])}
+            "last_settled": max(settled) if settled else None,
+            "figure": _figure(live, board["curves"], crowned=board.get("crowned"))}
 
 
-def _figure(rows: list[dict[str, Any]], curves: dict[str, Any]) -> dict[str, Any] | None:
-    """Cumulative net return (%) of the champion and each challenger, one trace each."""
+def _figure(rows: list[dict[str, Any]], curves: dict[str, Any], *,
+            crowned: str | None = None) -> dict[str, Any] | None:
+    """Cumulative net return (%) of the champion and each challenger, one trace each, and a
+    line on the champion's first day as champion."""
     drawn = [row for row in rows if curves.get(row["version_id"], {}).get("days")]
     if not drawn:
         return None
@@ -117,4 +130,9 @@ def _figure(rows: list[dict[str, Any]], curves: dict[str, Any]) -> dict[str, Any
         template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 20, "b": 40},
         xaxis_title="day", yaxis_title="cumulative net return (%)", hovermode="closest",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+    if crowned is not None:
+        figure.add_vline(x=crowned, line={"color": CHAMPION_COLOUR, "width": 1, "dash": "dot"})
+        figure.add_annotation(x=crowned, y=1, yref="paper", yanchor="bottom", showarrow=False,
+                              text="champion crowned", font={"color": CHAMPION_COLOUR},
+                              name="crowned")
     return json.loads(figure.to_json())
