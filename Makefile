@@ -27,7 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Re-pin after changing pyproject.toml's ranges: installs the ranges into a scratch venv and
+# Re-pin after changing pyproject.toml's ranges: installs the ranges into a throwaway venv and
 # writes plain name==version lines (no URLs, no index addresses).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -32,6 +33,7 @@ from registry.models import SCOPES, ApiToken, utcnow
 from registry.store import as_utc
 
 TOKEN_PREFIX = "pod_"
+log = logging.getLogger("registry.auth")
 RANK = {scope: rank for rank, scope in enumerate(SCOPES, start=1)}
 MAX_TOKEN_CHARS = 256
 
@@ -146,3 +148,43 @@ class TokenCache:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[hash_token(token)] = (time.monotonic() + self.ttl, principal)
+
+
+class FailedAuthLog:
+    """Log failed authentications with the client's address, rate-limited.
+
+    One WARNING per address per ``window`` seconds, the next one saying how many failures were
+    not logged in between; at most ``max_lines`` lines per window in all (then one line saying
+    that more were dropped), so a flood of bad tokens, from one address or many, cannot flood
+    the log. The token itself is never logged.
+    """
+
+    def __init__(self, window: float = 60.0, max_lines: int = 100,
+                 max_addresses: int = 10_000) -> None:
+        self.window, self.max_lines, self.max_addresses = window, max_lines, max_addresses
+        self._seen: dict[str, tuple[float, int]] = {}  # address -> (last logged, unlogged)
+        self._window_start, self._lines, self._dropped = 0.0, 0, 0
+        self._lock = threading.Lock()
+
+    def record(self, address: str, *, code: str, request: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._window_start >= self.window:
+                if self._dropped:
+                    log.warning("failed authentication: %d more from other addresses were not "
+                                "logged in the last %.0f s", self._dropped, self.window)
+                self._window_start, self._lines, self._dropped = now, 0, 0
+            last, unlogged = self._seen.get(address, (None, 0))
+            if last is not None and now - last < self.window:
+                self._seen[address] = (last, unlogged + 1)
+                return
+            if self._lines >= self.max_lines:
+                self._dropped += 1
+                return
+            if len(self._seen) >= self.max_addresses:
+                self._seen.clear()
+            self._seen[address] = (now, 0)
+            self._lines += 1
+        more = (f" ({unlogged} more from this address since its last line)" if unlogged
+                else "")
+        log.warning("failed authentication from %s: %s on %s%s", address, code, request, more)

@@ -4,11 +4,13 @@ promote / retire / roll back through the REST API."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from registry import migrations, store
+from registry.backup import backup_sqlite, check_schema, restore_sqlite
 from registry.client import DEFAULT_URL, Client
 from registry.console import (
     ConfigOption,
@@ -26,7 +28,7 @@ from registry.console import (
     run,
     table,
 )
-from registry.db import make_engine, read_session, translate_db_errors, write_session
+from registry.db import make_engine, read_session, safe_url, translate_db_errors, write_session
 from registry.gate_cli import print_gate
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
@@ -51,15 +53,42 @@ def migrate(config: ConfigOption = None) -> None:
     engine = make_engine(settings.database.url)
     try:
         with translate_db_errors():
-            before = migrations.current_revision(engine)
-            migrations.upgrade(engine)
-            after = migrations.current_revision(engine)
+            check_schema(engine)  # a schema from a newer Podium is left alone
+        before, after = migrations.upgrade_to_head(engine)
     finally:
         engine.dispose()
+    where = safe_url(settings.database.url)
     if before == after:
-        console.print(f"database already at {after} (head): {_safe_url(settings)}")
+        console.print(f"database already at {after} (head): {where}")
     else:
-        console.print(f"database upgraded {before or 'empty'} → {after}: {_safe_url(settings)}")
+        console.print(f"database upgraded {before or 'empty'} → {after}: {where}")
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the backup (must not exist).")],
+    config: ConfigOption = None,
+) -> None:
+    """Copy the SQLite database to PATH, consistently, even while it is being served."""
+    settings = get_config(config)
+    snapshot = backup_sqlite(settings.database.url, path)
+    console.print(f"backed up {safe_url(settings.database.url)} to {snapshot.path} (schema "
+                  f"{snapshot.revision}, {snapshot.size_bytes} bytes)", markup=False,
+                  soft_wrap=True)
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A file written by `registry backup`.")],
+    config: ConfigOption = None,
+    force: Annotated[bool, typer.Option(help="Replace a database that has contents.")] = False,
+) -> None:
+    """Restore the SQLite database from a backup (checked first); then run `registry migrate`."""
+    settings = get_config(config)
+    snapshot = restore_sqlite(path, settings.database.url, force=force)
+    console.print(f"restored {safe_url(settings.database.url)} from {path} "
+                  f"(schema {snapshot.revision}); "
+                  "run `registry migrate` if this Podium is newer", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -241,17 +270,19 @@ def serve(
     import uvicorn
 
     from registry.api import create_app
+    from registry.api.server import uvicorn_config
 
     settings = get_config(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    bind_host, bind_port = host or settings.server.host, port or settings.server.port
+    settings = settings.model_copy(update={"server": settings.server.bound_to(bind_host)})
     app_ = create_app(settings, background=[_shadow_job(settings)] if
                       settings.shadow.in_serve else [])
-    bind_host, bind_port = host or settings.server.host, port or settings.server.port
     err_console.print(f"serving Podium on http://{bind_host}:{bind_port} (docs at /docs); "
-                      f"database {_safe_url(settings)}", markup=False, soft_wrap=True)
-    uvicorn.run(app_, host=bind_host, port=bind_port, log_level=log_level, access_log=False,
-                server_header=False)
+                      f"database {safe_url(settings.database.url)}", markup=False, soft_wrap=True)
+    server = settings.server.model_copy(update={"port": bind_port})
+    uvicorn.Server(uvicorn_config(app_, server, log_level=log_level)).run()
 
 
 def _shadow_job(settings):
@@ -385,16 +416,10 @@ def demo(
     Ctrl-C. Re-running reuses the database, the market and the trained versions.
     Exit codes: 0 done (a refusal by the gate is a result, not a failure), 1 a step failed,
     2 bad configuration."""
-    from registry.demo import run_demo
+    from registry.demo.story import run_demo
 
     raise typer.Exit(run_demo(config, serve=not no_serve, host=host, port=port,
                               tick_seconds=tick_seconds))
-
-
-def _safe_url(settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database.url).render_as_string(hide_password=True)
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ file and, where it can, the line, the key and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -29,6 +31,7 @@ from registry.errors import ConfigError
 from registry.ids import LABEL_PATTERN
 from scorer.settings import GateSettings, PortfolioSettings
 from trainer.config import MarketConfig, TrainConfig, WandbSettings
+from trainer.panel import PanelConfig
 
 SEARCH_ORDER = ("podium.yaml", "sample.yaml")
 MAX_CONFIG_BYTES = 1 << 20
@@ -51,17 +54,78 @@ class ModelSpec(_Section):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+class SyntheticData(_Section):
+    """The bundled synthetic market (its parameters are the ``market`` section)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+
+
+DataConfig = Annotated[SyntheticData | PanelConfig, Field(discriminator="kind")]
+
+
+class TrackConfig(_Section):
+    """A further track: its own data, and optionally its own specs, portfolio and gate (unset:
+    the top-level ones)."""
+
+    name: str = Field(..., pattern=rf"^{LABEL_PATTERN}$")
+    data: DataConfig = SyntheticData()
+    market: MarketConfig | None = None
+    model_specs: tuple[ModelSpec, ...] | None = None
+    portfolio: PortfolioSettings | None = None
+    gate: GateSettings | None = None
+
+    @model_validator(mode="after")
+    def _market_for_synthetic(self) -> TrackConfig:
+        if self.market is not None and self.data.kind != "synthetic":
+            raise ValueError(f"track {self.name!r}: 'market' is for a synthetic track; this "
+                             "track's data is a panel")
+        return self
+
+
 class ShadowConfig(_Section):
     schedule: str = Field("*/5 * * * *", description="cron (UTC) or @every <N>s|m|h of the job")
     in_serve: bool = Field(True, description="run the scheduled job inside `registry serve`")
     feed_days_per_tick: int = Field(0, ge=0, description="days the scheduled job lets land")
-    lease_seconds: int = Field(600, ge=5, description="how long a runner's lease lasts")
+    lease_seconds: int = Field(30, ge=5, description="a runner's lease expires when not renewed "
+                               "for this long; its holder renews it every third of it")
     portfolio: PortfolioSettings = PortfolioSettings()
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def literal_ip(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host or "")
+    except ValueError:
+        return None
+
+
 class WebhookConfig(_Section):
-    url: str
+    url: str = Field(..., description="http:// or https:// URL that receives the events")
     secret_env: str = Field(..., description="environment variable holding the HMAC secret")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError as exc:
+            raise ValueError(f"not a URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return url
 
 
 class ServerConfig(_Section):
@@ -71,6 +135,42 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(65_536, ge=1024)
     cors_origins: tuple[str, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()
+    webhooks_allow_private: bool = Field(
+        True, description="false: refuse webhook URLs whose host is, or resolves to, a private, "
+        "loopback or link-local address")
+    allowed_hosts: tuple[str, ...] | None = Field(
+        None, description="Host header values served (\"*\" any, \"*.example.com\" its "
+        "subdomains); default: the loopback names when `registry serve` binds loopback, else any")
+    header_timeout_s: float = Field(10.0, gt=0, le=300,
+                                    description="a client must send its request head within this")
+    keep_alive_timeout_s: int = Field(5, ge=1, le=300,
+                                      description="idle keep-alive connections close after this")
+    max_connections: int = Field(1000, ge=1,
+                                 description="connections served at once; more get 503")
+
+    @model_validator(mode="after")
+    def _no_private_webhooks(self) -> ServerConfig:
+        if self.webhooks_allow_private:
+            return self
+        for index, hook in enumerate(self.webhooks):
+            address = literal_ip(urlsplit(hook.url).hostname)
+            if address is not None and not address.is_global:
+                raise ValueError(f"webhooks.{index}.url {hook.url!r} is a private, loopback or "
+                                 "link-local address and webhooks_allow_private is false")
+        return self
+
+    @property
+    def hosts_allowed(self) -> tuple[str, ...]:
+        """The Host header values served (``*``: any)."""
+        return ("*",) if self.allowed_hosts is None else self.allowed_hosts
+
+    def bound_to(self, host: str) -> ServerConfig:
+        """These settings for a server listening on ``host``: without ``allowed_hosts``, a
+        loopback listener answers only to the loopback names (DNS rebinding gets a 400)."""
+        allowed = self.allowed_hosts
+        if allowed is None and is_loopback(host):
+            allowed = LOOPBACK_HOSTS
+        return self.model_copy(update={"host": host, "allowed_hosts": allowed})
 
 
 class PodiumConfig(_Section):
@@ -80,6 +180,8 @@ class PodiumConfig(_Section):
     artefacts_root: Path = Path("var/artefacts")
     track: str = Field("equities-daily", pattern=rf"^{LABEL_PATTERN}$")
     market: MarketConfig = MarketConfig()
+    data: DataConfig = SyntheticData()
+    tracks: tuple[TrackConfig, ...] = ()
     trainer: TrainConfig = TrainConfig()
     wandb: WandbSettings = WandbSettings()
     model_specs: tuple[ModelSpec, ...] = ()
@@ -98,13 +200,57 @@ class PodiumConfig(_Section):
             seen.add(spec.name)
         return specs
 
+    @field_validator("tracks")
+    @classmethod
+    def _unique_track_names(cls, tracks: tuple[TrackConfig, ...]) -> tuple[TrackConfig, ...]:
+        names = [track.name for track in tracks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"track {name!r} is listed twice; track names must be unique")
+        return tracks
+
     @model_validator(mode="after")
     def _one_market(self) -> PodiumConfig:
-        if "market" in self.trainer.model_fields_set:
-            raise ValueError("set the market once, in the top-level 'market' section, "
-                             "not under 'trainer'")
+        misplaced = {"market": "set the market once, in the top-level 'market' section",
+                     "panel": "set a panel once, in the top-level 'data' section",
+                     "extra_features": "choose extra_features in a spec's overrides"}
+        for key, where in misplaced.items():
+            if key in self.trainer.model_fields_set:
+                raise ValueError(f"{where}, not under 'trainer'")
+        if any(track.name == self.track for track in self.tracks):
+            raise ValueError(f"track {self.track!r} is the top-level track; list only the "
+                             "further tracks under 'tracks'")
+        panel = self.data if isinstance(self.data, PanelConfig) else None
         return self.model_copy(update={"trainer": self.trainer.model_copy(
-            update={"market": self.market})})
+            update={"market": self.market, "panel": panel})})
+
+    @property
+    def track_names(self) -> list[str]:
+        """Every configured track: the top-level one first."""
+        return [self.track, *(track.name for track in self.tracks)]
+
+    def gate_for(self, track: str) -> GateSettings:
+        """The gate settings of ``track`` (the top-level ones for a track not configured)."""
+        return self.for_track(track).gate if track in self.track_names else self.gate
+
+    def for_track(self, name: str) -> PodiumConfig:
+        """This configuration as one track sees it: its data, specs, portfolio and gate in the
+        top-level places every part reads (and no further tracks)."""
+        if name == self.track:
+            return self.model_copy(update={"tracks": ()})
+        track = next((t for t in self.tracks if t.name == name), None)
+        if track is None:
+            raise ConfigError(f"track {name!r} is not configured (tracks: "
+                              f"{', '.join(self.track_names)})", code="unknown_track")
+        market = track.market or self.market
+        panel = track.data if isinstance(track.data, PanelConfig) else None
+        shadow = self.shadow.model_copy(update={"portfolio": track.portfolio
+                                                or self.shadow.portfolio})
+        return self.model_copy(update={
+            "track": track.name, "data": track.data, "market": market, "tracks": (),
+            "model_specs": self.model_specs if track.model_specs is None else track.model_specs,
+            "shadow": shadow, "gate": track.gate or self.gate,
+            "trainer": self.trainer.model_copy(update={"market": market, "panel": panel})})
 
     @property
     def datasets_root(self) -> Path:
@@ -211,8 +357,26 @@ def _resolve_paths(config: PodiumConfig, source: Path) -> PodiumConfig:
             url = url.set(database=os.path.normpath(base / db_path))
     database = config.database.model_copy(
         update={"url": url.render_as_string(hide_password=False)})
-    return config.model_copy(update={"artefacts_root": root, "database": database,
-                                     "source": source.resolve()})
+    tracks = tuple(track.model_copy(update={"data": _resolve_data(track.data, base)})
+                   for track in config.tracks)
+    data = _resolve_data(config.data, base)
+    panel = data if isinstance(data, PanelConfig) else None
+    return config.model_copy(update={
+        "artefacts_root": root, "database": database, "source": source.resolve(),
+        "data": data, "tracks": tracks,
+        "trainer": config.trainer.model_copy(update={"panel": panel})})
+
+
+def _resolve_data(data: SyntheticData | PanelConfig, base: Path
+                  ) -> SyntheticData | PanelConfig:
+    """A panel's path, relative to the configuration file."""
+    if not isinstance(data, PanelConfig):
+        return data
+    if "\0" in data.path:
+        raise ConfigError(f"data.path of panel {data.name!r} contains a NUL character")
+    path = Path(data.path)
+    return data.model_copy(update={"path": os.path.normpath(
+        path if path.is_absolute() else base / path)})
 
 
 def _explain(exc: ValidationError, node: yaml.Node | None, source: Path) -> str:

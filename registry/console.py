@@ -1,6 +1,6 @@
 """What the three CLIs share: the ``--config`` option, rich output, and errors without tracebacks.
 
-Exit codes (DESIGN.md): 0 success; 1 the operation failed or was refused; 2 bad usage or
+Exit codes (docs/architecture.md): 0 success; 1 the operation failed or was refused; 2 bad usage or
 configuration. A user error prints one line on stderr; ``--debug`` (or ``PODIUM_DEBUG=1``)
 shows the traceback of an unexpected failure.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typer.exceptions import TyperException
 
 from registry.config import PodiumConfig, load_config
@@ -67,12 +69,31 @@ def get_config(path: Path | None) -> PodiumConfig:
     return load_config(path)
 
 
+def safe_text(value: Any) -> Text:
+    """``value`` as inert text: never read as rich markup, control characters shown escaped.
+
+    Audit reasons, token names, error messages and ids come from users; printed raw, ``[/x]``
+    breaks rich's markup parser and ESC/OSC sequences, CR or LF reach the operator's terminal.
+    """
+    raw = "" if value is None else str(value)
+    return Text("".join(_visible(ch) for ch in raw))
+
+
+def _visible(ch: str) -> str:
+    if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}:
+        code = ord(ch)
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return ch
+
+
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    out = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose title and cells are shown as inert text (see ``safe_text``)."""
+    out = Table(title=None if title is None else safe_text(title), title_justify="left",
+                header_style="bold")
     for column in columns:
         out.add_column(column, overflow="fold")
     for row in rows:
-        out.add_row(*("" if cell is None else str(cell) for cell in row))
+        out.add_row(*(safe_text(cell) for cell in row))
     return out
 
 

@@ -30,6 +30,11 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def safe_url(url: str) -> str:
+    """``url`` for messages: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``, configured for Podium's concurrency model."""
     parsed = make_url(url)

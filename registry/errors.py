@@ -7,6 +7,7 @@ exit non-zero. Codes are part of the contract with users' scripts: never rename 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -91,3 +92,21 @@ class RequestInProgress(PodiumError):
     """A request with the same ``Idempotency-Key`` is still running."""
 
     code, status, title = "idempotency_in_progress", 409, "Request in progress"
+
+
+def describe_invalid_fields(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic's validation errors (``exc.errors()``) on one line: ``a.b: msg; c: msg``."""
+    return "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: "
+                     f"{error.get('msg', '')}" for error in errors)
+
+
+class InvalidData(PodiumError):
+    """A track's data source breaks the panel contract (the detail names file, row, problem)."""
+
+    code, status, title, exit_code = "invalid_data", 422, "Invalid data", 2
+
+
+class HistoryChanged(PodiumError):
+    """A landed day changed after it was used: Podium refuses to score on rewritten history."""
+
+    code, status, title, exit_code = "history_changed", 409, "History changed", 2

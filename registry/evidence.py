@@ -82,8 +82,9 @@ def judge_track(session: Session, *, track: str, config: PodiumConfig,
     since = champion_first_day(session, champion)
     decision = evaluate_gate(
         daily, champion=champion.version_id if champion else None, challengers=challengers,
-        settings=config.gate, since=pd.Timestamp(since) if since else None,
-        k_active=len(challengers), n_trials=max(len(trials), 1),
+        settings=config.gate_for(track), since=pd.Timestamp(since) if since else None,
+        tried=[v.version_id for v in versions if v.state == State.RETIRED.value],
+        n_trials=max(len(trials), 1),
         trial_sharpes=sharpes if len(sharpes) > 1 else None, spa_reps=spa_reps,
     )
     return decision, versions, daily

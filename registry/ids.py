@@ -17,9 +17,10 @@ from registry.errors import InvalidInput
 from trainer.jsonsafe import canonical_json
 
 LABEL_PATTERN = r"[a-z0-9][a-z0-9._-]{0,47}"
-_LABEL = re.compile(rf"^{LABEL_PATTERN}$")
-_VERSION = re.compile(rf"^(?P<label>{LABEL_PATTERN})-(?P<date>[0-9]{{8}})-(?P<fp>[0-9a-f]{{8}})$")
-_FULL_FP = re.compile(r"^[0-9a-f]{64}$")
+# Used with ``fullmatch`` only, never anchored with ``$`` (which matches before a final newline).
+_LABEL = re.compile(LABEL_PATTERN)
+_VERSION = re.compile(rf"(?P<label>{LABEL_PATTERN})-(?P<date>[0-9]{{8}})-(?P<fp>[0-9a-f]{{8}})")
+_FULL_FP = re.compile(r"[0-9a-f]{64}")
 FP_LENGTH = 8
 MAX_VERSION_ID = 48 + 1 + 8 + 1 + FP_LENGTH
 

@@ -25,9 +25,21 @@ def relative_bundle_path(artefacts_root: Path, path: Path) -> str:
     return resolved.relative_to(root).as_posix()
 
 
-def verify_bundle(path: Path, *, expected_digest: str | None = None) -> str:
-    """Check every file against SHA256SUMS (and SHA256SUMS against the registered digest)."""
+def verify_bundle(path: Path, *, expected_digest: str | None = None,
+                  artefacts_root: Path | None = None) -> str:
+    """Check every file against SHA256SUMS (and SHA256SUMS against the registered digest).
+
+    With ``artefacts_root``, the failure names paths relative to it: an API answer never
+    reveals where the server keeps its artefacts."""
     try:
         return verified_digest(path, expected_digest=expected_digest)
     except IntegrityError as exc:
-        raise IntegrityFailure(str(exc)) from None
+        raise IntegrityFailure(_relative_to(str(exc), artefacts_root)) from None
+
+
+def _relative_to(message: str, artefacts_root: Path | None) -> str:
+    if artefacts_root is None:
+        return message
+    for root in {str(Path(artefacts_root).resolve()), str(Path(artefacts_root))}:
+        message = message.replace(root.rstrip("/") + "/", "")
+    return message

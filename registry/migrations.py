@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from registry.db import translate_db_errors
+
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "alembic"
 
 
@@ -32,6 +34,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     _run(engine, command.downgrade, revision)
+
+
+def upgrade_to_head(engine: Engine) -> tuple[str | None, str | None]:
+    """Upgrade to the newest schema; ``(revision before, revision after)``."""
+    with translate_db_errors():
+        before = current_revision(engine)
+        upgrade(engine)
+        return before, current_revision(engine)
 
 
 def head_revision() -> str:

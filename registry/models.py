@@ -112,6 +112,18 @@ class ShadowLease(SQLModel, table=True):
     name: str = Field(primary_key=True, sa_type=sa.String(64))
     holder: str = Field(sa_type=sa.String(128))
     expires_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))
+    acquired_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class LandedDay(SQLModel, table=True):
+    """The digest of a track's landed day when it was first used: a later change is refused."""
+
+    __tablename__ = "landed_day"
+
+    track: str = Field(primary_key=True, sa_type=sa.String(48))
+    day: dt.date = Field(primary_key=True)
+    digest: str = Field(sa_type=sa.String(64))
+    recorded_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
 class ShadowError(SQLModel, table=True):
@@ -196,6 +208,7 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int | None = None  # None while the first request is still running
     response: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    claimed_by: str | None = Field(default=None, sa_type=sa.String(160))  # host:pid:nonce
 
 
 EVENT_KINDS = {

@@ -109,7 +109,8 @@ def promote_version(session: Session, *, version_id: str, actor: str, reason: st
             request_id=request_id, gate_report=gate.as_record() if gate else None))
         session.commit()
         raise refusal
-    verify_bundle(artefacts_root / version.bundle_path, expected_digest=version.bundle_digest)
+    verify_bundle(artefacts_root / version.bundle_path, expected_digest=version.bundle_digest,
+                  artefacts_root=artefacts_root)
     now = utcnow()
     if champion is not None:
         champion.state = next_state(Action.DISPLACE, State.CHAMPION).value

@@ -137,7 +137,7 @@ def register_version(
         raise InvalidInput(f"version id {version_id} does not match fingerprint "
                            f"{fingerprint[:12]}…", code="fingerprint_mismatch")
     path = bundle_dir(artefacts_root, track=track, version_id=version_id)
-    digest = verify_bundle(path)
+    digest = verify_bundle(path, artefacts_root=artefacts_root)
     existing = session.get(ModelVersion, version_id)
     if existing is not None:
         return _same_or_conflict(existing, fingerprint), False
@@ -212,7 +212,8 @@ def rollback_track(session: Session, *, track: str, actor: str, reason: str,
     previous = session.get(ModelVersion, previous_id)
     if previous is None or previous.state != State.RETIRED.value:
         raise _no_previous(champion, track)
-    verify_bundle(artefacts_root / previous.bundle_path, expected_digest=previous.bundle_digest)
+    verify_bundle(artefacts_root / previous.bundle_path,
+                  expected_digest=previous.bundle_digest, artefacts_root=artefacts_root)
     now = utcnow()
     champion.state = next_state(Action.ROLLBACK, State.CHAMPION).value
     champion.updated_at = now

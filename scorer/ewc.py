@@ -1,6 +1,6 @@
 """The equal-weighted cosine (EWC) t-test of H0: E[d] ≤ δ, for the fixed-horizon gate.
 
-GATE.md: ν = max(2, ⌊0.4 T^{2/3}⌋), Λ_j = sqrt(2/T) Σ_t d_t cos(π j (t−½)/T) for j = 1..ν,
+docs/gate.md: ν = max(2, ⌊0.4 T^{2/3}⌋), Λ_j = sqrt(2/T) Σ_t d_t cos(π j (t−½)/T) for j = 1..ν,
 Ω = mean(Λ_j²), t = sqrt(T)(d̄ − δ)/sqrt(Ω) against Student-t with ν degrees of freedom.
 """
 

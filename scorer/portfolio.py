@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from scorer.costs import CostModel, make_cost_model
 from scorer.settings import PortfolioSettings
@@ -189,7 +190,8 @@ def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
     """Average ranks (from 1) per row among the kept (finite) entries; NaN elsewhere.
 
     ``sorted_by_row`` is an argsort of each row with the dropped entries last and the values
-    in that order, when the caller has them.
+    in that order, when the caller has them. A row without ties takes its ranks from that sort;
+    only rows with ties are ranked again (``scipy.stats.rankdata``, which averages them).
     """
     everything = bool(keep.all())
     masked = values if everything else np.where(keep, values, np.inf)  # dropped rank last
@@ -198,22 +200,12 @@ def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
         ordered = np.take_along_axis(masked, order, axis=1)
     else:
         order, ordered = sorted_by_row
-    starts = np.ones(masked.shape, dtype=bool)  # where a run of equal values begins
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     ranks = np.empty(masked.shape)
     np.put_along_axis(ranks, order, np.arange(1.0, masked.shape[1] + 1), axis=1)
-    tied = ~starts[:, 1:].all(axis=1)
-    if tied.any():  # a run of equal values shares its average position
-        starts = starts[tied]
-        position = np.broadcast_to(np.arange(masked.shape[1]), starts.shape)
-        ends = np.ones(starts.shape, dtype=bool)
-        ends[:, :-1] = starts[:, 1:]
-        first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
-        last = np.minimum.accumulate(np.where(ends, position, masked.shape[1])[:, ::-1],
-                                     axis=1)[:, ::-1]
-        tied_ranks = np.empty(starts.shape)
-        np.put_along_axis(tied_ranks, order[tied], (first + last) / 2 + 1, axis=1)
-        ranks[tied] = tied_ranks
+    equal = ordered[:, 1:] == ordered[:, :-1]
+    tied = (equal if everything else equal & np.isfinite(ordered[:, 1:])).any(axis=1)
+    if tied.any():  # a run of equal kept values shares its average position
+        ranks[tied] = rankdata(masked[tied], axis=1)
     if not everything:
         ranks[~keep] = np.nan
     return ranks

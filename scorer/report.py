@@ -18,22 +18,35 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
+class RuleCheck:
+    """One rule of the gate as applied to one challenger: its mark, value and threshold."""
+
+    rule: str  # stable id: "min_days", "horizon", "data", "superiority", "dsr"
+    passed: bool
+    value: float | None
+    threshold: float | None
+    unit: str  # "days", "fraction", "z", "p-value", "probability", ...
+    detail: str  # one human sentence
+
+
+@dataclass(frozen=True)
 class ChallengerReport:
     """Why one challenger may or may not replace the champion. Per-day units unless named."""
 
     version_id: str
     verdict: Verdict
-    reasons: tuple[str, ...]  # human sentences; the first one explains the verdict
+    reasons: tuple[str, ...]  # why not: the failing rules' sentences (a PASS: why it passed)
     paired_days: int  # T: days both the challenger and the champion were scored
     shadow_days: int  # the challenger's scored days in the comparison window
     k_active: int
     n_trials: int
     mean_difference: float | None = None  # d̄: mean daily net(challenger) − net(champion)
     long_run_sd: float | None = None  # σ̂: Newey–West long-run standard deviation of d
-    boundary: float | None = None  # anytime: m(T)
-    lower_bound: float | None = None  # anytime: d̄ − σ̂·m(T), compared with the margin δ
+    boundary: float | None = None  # anytime, group-sequential: m(T), in units of σ̂
+    lower_bound: float | None = None  # anytime, group-sequential: d̄ − σ̂·m(T), against δ
     pvalue: float | None = None  # fixed: one-sided EWC p-value
-    adjusted_pvalue: float | None = None  # fixed: Holm-adjusted across k_active
+    adjusted_pvalue: float | None = None  # fixed: Bonferroni-adjusted across k_active
+    decided_on_day: int | None = None  # fixed, group-sequential: the paired day that decided
     dsr: float | None = None  # Deflated Sharpe Ratio of the challenger's own net returns
     net_sharpe: float | None = None  # annualised, challenger
     champion_net_sharpe: float | None = None  # annualised, on the same paired days
@@ -50,6 +63,7 @@ class ChallengerReport:
     spa_pvalue: float | None = None  # across all challengers; for information only
     days_needed: int | None = None  # more paired days needed at the current effect size
     warnings: tuple[str, ...] = ()
+    rules: tuple[RuleCheck, ...] = ()
 
     @property
     def passed(self) -> bool:

@@ -1,6 +1,6 @@
 """Per-day Sharpe ratio, the Probabilistic and the Deflated Sharpe Ratio.
 
-Bailey & López de Prado (2012, 2014), as GATE.md states them: per-day SR (standard deviation with
+Bailey & López de Prado (2012, 2014), as docs/gate.md has them: per-day SR (standard deviation with
 ddof = 1), sample skewness γ₃ and **raw** kurtosis γ₄ (bias-corrected estimators, as pandas and
 quantstats compute them), and
 PSR(SR*) = Φ((SR − SR*)·sqrt(T − 1) / sqrt(1 − γ₃·SR + (γ₄ − 1)/4·SR²)),
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import kurtosis, norm, skew
+from scipy.stats import norm
 
 EULER_GAMMA = 0.5772156649
 TRADING_DAYS = 252
@@ -42,13 +42,18 @@ def daily_sharpe(returns: np.ndarray) -> float:
 def sharpe_moments(returns: np.ndarray) -> SharpeMoments:
     """Per-day Sharpe, skewness and raw kurtosis (NaN where undefined: fewer than 4 days)."""
     r = np.asarray(returns, dtype=float)
-    defined = r.size >= 4 and float(np.ptp(r)) > 0
-    return SharpeMoments(
-        sharpe=daily_sharpe(r),
-        skewness=float(skew(r, bias=False)) if defined else math.nan,
-        kurtosis=float(kurtosis(r, fisher=False, bias=False)) if defined else math.nan,
-        n_days=int(r.size),
-    )
+    n = r.size
+    skewness = raw_kurtosis = math.nan
+    if n >= 4 and float(np.ptp(r)) > 0:
+        centred = r - r.mean()
+        m2 = float(np.mean(centred**2))
+        if m2 > 0:
+            g1 = float(np.mean(centred**3)) / m2**1.5
+            g2 = float(np.mean(centred**4)) / m2**2 - 3.0
+            # the bias-corrected estimators (scipy.stats skew and kurtosis with bias=False)
+            skewness = g1 * math.sqrt(n * (n - 1)) / (n - 2)
+            raw_kurtosis = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3)) + 3.0
+    return SharpeMoments(daily_sharpe(r), skewness, raw_kurtosis, int(n))
 
 
 def probabilistic_sharpe_ratio(

@@ -1,7 +1,10 @@
 """``shadow``: let market days land, score champion and challengers, run the schedule.
 
-Exit codes: 0 done (including "another runner holds the lease"), 1 a version could not be
-scored (e.g. its bundle failed verification; the others were still scored), 2 bad usage.
+Exit codes: 0 done; 1 a version could not be scored (e.g. its bundle failed verification; the
+others were still scored) or the artefacts root cannot be written (``storage_error``); 2 bad
+usage or configuration, or a track's data broke the panel contract or rewrote a day already used
+(nothing scored on it); 3 (``LEASE_HELD``) nothing was done because other runners hold the
+tracks' shadow leases (host, pid and start are printed): try again once they finish.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import logging
 import sys
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from registry.console import (
     ConfigOption,
@@ -26,9 +28,13 @@ from registry.console import (
     table,
 )
 from registry.db import make_engine
+from registry.errors import ConfigError, PodiumError
+from registry.progress_bars import scoring_bar
 from shadow.runner import ShadowRun, run_shadow
 from shadow.schedule import blocking_scheduler, trigger
 from trainer.dataset import land_days, open_feed
+
+LEASE_HELD = 3  # exit code: other runners hold the leases, nothing was done
 
 app = new_app("Podium's shadow runner: score every challenger beside the champion on the same "
               "live days, net of cost.", completion=True)
@@ -48,21 +54,18 @@ def run_command(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
-        with Progress(TextColumn("shadow"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err_console if as_json else console, transient=True) as bar:
-            task = bar.add_task("", total=None)
-
-            def progress(version_id: str, done: int, total: int) -> None:
-                bar.update(task, total=total, completed=done, description=version_id)
-
-            result = run_shadow(settings, engine, progress=progress)
+        with scoring_bar("shadow") as report:
+            result = run_shadow(settings, engine, progress=report)
     finally:
         engine.dispose()
     if as_json:
         print_json(_summary(result))
     else:
         _report(result)
+    if result.errors:
+        raise typer.Exit(max(error.exit_code for error in result.errors))
+    if result.lease_busy:
+        raise typer.Exit(LEASE_HELD)
     if any(v.error for v in result.versions):
         raise typer.Exit(1)
 
@@ -72,11 +75,24 @@ def feed(
     config: ConfigOption = None,
     days: int = typer.Option(1, "--days", "-n", min=0, max=10_000, metavar="N",
                              help="How many more market days to land."),
+    track: str | None = typer.Option(None, "--track", metavar="TRACK",
+                                     help="The synthetic track whose market "
+                                     "lands (default: the top-level track)."),
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
     settings = get_config(config)
-    landed = land_days(settings.datasets_root, settings.market, days)
-    available = open_feed(settings.datasets_root, settings.market).landed_days()
+    if track is not None:
+        settings = settings.for_track(track)
+    if settings.data.kind != "synthetic":
+        raise ConfigError(f"track {settings.track!r} reads your own panel "
+                          f"({settings.data.path}); its days land when your pipeline writes "
+                          "them. `shadow feed` lands days of the bundled synthetic market only")
+    try:
+        landed = land_days(settings.datasets_root, settings.market, days)
+        available = open_feed(settings.datasets_root, settings.market).landed_days()
+    except OSError as exc:  # a read-only or full artefacts root: say so, as the zoo does
+        raise PodiumError(f"cannot land market days under {settings.datasets_root}: "
+                          f"{exc.strerror or exc}", code="storage_error") from None
     if landed:
         console.print(f"landed {len(landed)} day(s): {landed[0]} … {landed[-1]} "
                       f"({len(available)} of {settings.market.n_days} days have landed)")
@@ -103,21 +119,39 @@ def schedule(config: ConfigOption = None) -> None:
 
 
 def _report(result: ShadowRun) -> None:
-    if not result.ran:
-        console.print(result.detail)
-        return
-    console.print(table(
-        f"shadow run through {result.last_landed}: {result.settled} day(s) settled",
-        ["version", "predicted", "settled", "error"],
-        ([v.version_id, v.predicted, v.settled, v.error or ""] for v in result.versions)))
+    for track in result.tracks:
+        if track.error is not None:
+            err_console.print(f"{track.track}: {track.detail}", markup=False)
+            continue
+        if not track.ran:
+            console.print(f"{track.track}: {track.detail}" if len(result.tracks) > 1
+                          else track.detail, markup=False)
+            continue
+        moved = track.universe
+        console.print(table(
+            f"shadow run on {track.track} through {track.last_landed}: {track.settled} day(s) "
+            f"settled; assets entered {moved.entered}, left {moved.left}; positions closed on "
+            f"exit {moved.closed_positions}",
+            ["version", "predicted", "settled", "error"],
+            ([v.version_id, v.predicted, v.settled, v.error or ""] for v in track.versions)))
+        for day, why in sorted(moved.skipped_days.items()):
+            console.print(f"{track.track}: skipped {day}: {why}")
+    for track, versions in sorted(result.unconfigured.items()):
+        console.print(f"not scored: {len(versions)} version(s) on track {track!r}, which this "
+                      "configuration does not name (its data is unknown here)")
 
 
 def _summary(result: ShadowRun) -> dict:
-    return {"ran": result.ran, "detail": result.detail,
-            "last_landed": result.last_landed.isoformat() if result.last_landed else None,
-            "settled": result.settled,
-            "versions": [{"version_id": v.version_id, "predicted": v.predicted,
-                          "settled": v.settled, "error": v.error} for v in result.versions]}
+    """The run as JSON: per track, what landed, what was scored and what went wrong."""
+    return {"ran": result.ran, "detail": result.detail, "settled": result.settled,
+            "tracks": [{"track": t.track, "ran": t.ran, "detail": t.detail,
+                        "last_landed": t.last_landed.isoformat() if t.last_landed else None,
+                        "settled": t.settled, "lease_busy": t.lease_busy,
+                        "error": t.error.detail if t.error is not None else None,
+                        "versions": [{"version_id": v.version_id, "predicted": v.predicted,
+                                      "settled": v.settled, "error": v.error}
+                                     for v in t.versions]} for t in result.tracks],
+            "unconfigured": result.unconfigured}
 
 
 def main() -> None:

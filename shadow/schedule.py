@@ -1,7 +1,8 @@
 """The scheduled shadow job: APScheduler on ``shadow.schedule``, a cron or ``@every <N>s|m|h``.
 
 The same job runs in ``shadow schedule`` (foreground) and inside ``registry serve``: let
-``feed_days_per_tick`` synthetic days land (0 for a real feed), then ``run_shadow``. Missed runs
+``feed_days_per_tick`` synthetic days land on each synthetic track (a panel lands by itself),
+then ``run_shadow``. Missed runs
 coalesce into one, one instance at a time per process, and the database lease keeps replicas from
 scoring the same day.
 """
@@ -37,8 +38,12 @@ def shadow_tick(config: PodiumConfig, engine: Engine) -> ShadowRun:
     from trainer.dataset import land_days
 
     if config.shadow.feed_days_per_tick:
-        landed = land_days(config.datasets_root, config.market, config.shadow.feed_days_per_tick)
-        log.info("landed %d market day(s)", len(landed))
+        for name in config.track_names:  # synthetic tracks only: a panel lands by itself
+            scoped = config.for_track(name)
+            if scoped.data.kind == "synthetic":
+                landed = land_days(scoped.datasets_root, scoped.market,
+                                   config.shadow.feed_days_per_tick)
+                log.info("%s: landed %d market day(s)", name, len(landed))
     result = run_shadow(config, engine)
     log.info("shadow run: %s, %d day(s) settled", result.detail, result.settled)
     return result

@@ -1,6 +1,6 @@
 """The artefact bundle: built in a temporary sibling, sealed with SHA256SUMS, renamed into place.
 
-Layout::
+Layout (docs/architecture.md, "The artefact bundle")::
 
     checkpoint/      Orbax: {"model", "optimizer", "step"}
     metadata.json    config, dataset, seeds, code, environment, architecture, window, metrics
@@ -24,7 +24,6 @@ import yaml
 from trainer import jsonsafe
 from trainer.checksums import write_sha256sums
 from trainer.config import ResolvedConfig
-from trainer.dataset import dataset_dir, dataset_fingerprint
 from trainer.provenance import code_version, environment
 from trainer.window import TARGET_SCALE, TrainingData
 
@@ -70,11 +69,13 @@ def write_descriptors(
     *,
     config: ResolvedConfig,
     data: TrainingData,
+    dataset: dict,
     fitted: FitResult,
     architecture: dict,
     wall_seconds: float,
 ) -> None:
-    """``metadata.json`` and ``summary.yaml``."""
+    """``metadata.json`` and ``summary.yaml``; ``dataset`` describes the data source (kind,
+    name, fingerprint, path, and for a panel its format, rows, assets, days and digest)."""
     train = config.train
     metrics_summary = {
         **fitted.best,
@@ -92,11 +93,7 @@ def write_descriptors(
         "spec_name": config.run.spec_name,
         "overrides": config.run.overrides,
         "experiment": config.run.experiment,
-        "dataset": {
-            "name": train.market.name,
-            "fingerprint": dataset_fingerprint(train.market),
-            "path": str(dataset_dir(config.run.datasets_root, train.market)),
-        },
+        "dataset": dataset,
         "seeds": {"train": train.seed, "market": train.market.seed},
         "code": code_version(),
         "environment": environment(),
@@ -115,11 +112,7 @@ def write_descriptors(
         jsonsafe.dumps(metadata, indent=True, sort_keys=True) + "\n", encoding="utf-8"
     )
     summary = {
-        "best": {
-            "val_loss": fitted.best["val_loss"],
-            "val_rank_ic": fitted.best["val_rank_ic"],
-            "train_loss": fitted.best["train_loss"],
-        },
+        "best": dict(fitted.best),  # val_loss, val_rank_ic, train_loss
         "early_stopping_step": fitted.best_step,
         "best_epoch": fitted.best_epoch,
         "epochs_completed": fitted.epochs_completed,

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trainer.panel import PanelConfig
+
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,47}$"
 
 
@@ -82,9 +84,17 @@ class TrainConfig(_Strict):
         None, description="last day of data the model may see; None: the last landed day"
     )
     market: MarketConfig = MarketConfig()
+    panel: PanelConfig | None = Field(None, description="the user's panel; None: the market")
+    extra_features: tuple[str, ...] = Field(
+        (), max_length=32, description="numeric panel columns used as extra features")
 
     @model_validator(mode="after")
     def _window_fits(self) -> TrainConfig:
+        if self.extra_features and self.panel is None:
+            raise ValueError("extra_features need a panel source; the synthetic market has no "
+                             "extra columns")
+        if len(set(self.extra_features)) != len(self.extra_features):
+            raise ValueError(f"extra_features name a column twice: {list(self.extra_features)}")
         if any(size < 1 for size in self.hidden_sizes):
             raise ValueError("hidden_sizes must all be positive")
         if self.validation_days >= self.train_days:
@@ -95,8 +105,18 @@ class TrainConfig(_Strict):
         return self
 
     def identity(self) -> dict:
-        """The fields a version's fingerprint covers (the time budget is operational only)."""
-        return self.model_dump(mode="json", exclude={"time_budget_seconds"})
+        """The fields a version's fingerprint covers (the time budget is operational only).
+
+        A panel's identity is its description (not its path) and its content, which the
+        dataset fingerprint covers; a synthetic market's is its parameters, as before.
+        """
+        identity = self.model_dump(mode="json", exclude={"time_budget_seconds", "panel",
+                                                          "extra_features"})
+        if self.panel is not None:
+            identity["market"] = self.panel.description()
+        if self.extra_features:
+            identity["extra_features"] = list(self.extra_features)
+        return identity
 
 
 class WandbSettings(_Strict):

@@ -18,6 +18,9 @@ RESIDUAL_MOMENTUM_DAYS = 60
 # Days of history a feature row needs, counting day t itself.
 WARMUP_DAYS = max(*RETURN_LOOKBACKS, VOLATILITY_DAYS, BETA_DAYS, RESIDUAL_MOMENTUM_DAYS)
 Z_CLIP = 5.0
+# An asset joins once it reported on this share of the last WARMUP_DAYS days (a new listing
+# waits until its features have the history they need; an occasional missing day is fine).
+MIN_REPORTED_FRACTION = 0.8
 
 
 def feature_names(config: TrainConfig) -> list[str]:
@@ -25,13 +28,24 @@ def feature_names(config: TrainConfig) -> list[str]:
     names += [f"vol_{VOLATILITY_DAYS}d", f"beta_{BETA_DAYS}d"]
     if config.residual_momentum:
         names.append(f"resmom_{RESIDUAL_MOMENTUM_DAYS}d")
+    names += [f"x_{column}" for column in config.extra_features]
     return names
 
 
-def feature_key(config: TrainConfig) -> tuple[bool, bool]:
+def eligible(returns: np.ndarray) -> np.ndarray:
+    """``[days, assets]`` bool: the asset reported today and on at least
+    ``MIN_REPORTED_FRACTION`` of the last ``WARMUP_DAYS`` days (False before that much history).
+    A function of those days only, so training and serving agree whatever window they read."""
+    reported = ~np.isnan(np.asarray(returns, dtype=np.float64))
+    counts = _trailing(_cumulative(reported.astype(np.float64)), WARMUP_DAYS)
+    with np.errstate(invalid="ignore"):
+        return reported & (counts >= MIN_REPORTED_FRACTION * WARMUP_DAYS)
+
+
+def feature_key(config: TrainConfig) -> tuple[bool, bool, tuple[str, ...]]:
     """The knobs :func:`compute_features` reads: configurations with the same key get the
     same features from the same returns, so models that agree on it can share them."""
-    return (config.residual_momentum, config.xsec_demean)
+    return (config.residual_momentum, config.xsec_demean, config.extra_features)
 
 
 def _cumulative(values: np.ndarray) -> np.ndarray:
@@ -67,12 +81,15 @@ def _normalise(raw: np.ndarray, demean: bool) -> np.ndarray:
     return np.clip(scaled, -Z_CLIP, Z_CLIP)
 
 
-def compute_features(returns: np.ndarray, config: TrainConfig) -> np.ndarray:
+def compute_features(returns: np.ndarray, config: TrainConfig,
+                     extras: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """``[days, assets]`` daily returns -> ``[days, assets, features]`` float32.
 
     Row ``t`` uses returns on days ``<= t`` only. Rows before ``WARMUP_DAYS - 1`` (not enough
     history) and assets with missing data are NaN; :func:`trainer.serving.Predictor.predict`
-    treats NaN as the cross-sectional average.
+    treats NaN as the cross-sectional average. ``extras`` holds the panel columns named by
+    ``config.extra_features`` (``[days, assets]`` each, known at the close of their day); each
+    is normalised across assets like the others.
     """
     returns = np.asarray(returns, dtype=np.float64)
     if returns.ndim != 2:
@@ -97,9 +114,19 @@ def compute_features(returns: np.ndarray, config: TrainConfig) -> np.ndarray:
     if config.residual_momentum:
         window = RESIDUAL_MOMENTUM_DAYS
         columns.append(_trailing(cum, window) - beta * _trailing(_cumulative(market), window))
+    for name in config.extra_features:
+        if extras is None or name not in extras:
+            raise ValueError(f"extra feature column {name!r} was not supplied")
+        column = np.asarray(extras[name], dtype=np.float64)
+        if column.shape != returns.shape:
+            raise ValueError(f"extra feature {name!r} has shape {column.shape}, returns "
+                             f"{returns.shape}")
+        columns.append(np.where(np.isfinite(column), column, np.nan))
 
     raw = np.stack(columns, axis=-1)
     raw[np.isnan(returns)] = np.nan  # an asset without today's print gets no features today
+    settled = slice(WARMUP_DAYS - 1, None)  # earlier rows lack history for every asset
+    raw[settled][~eligible(returns)[settled]] = np.nan  # nor one without enough history yet
     return _normalise(raw, config.xsec_demean).astype(np.float32)
 
 

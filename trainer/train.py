@@ -35,11 +35,11 @@ from trainer.bundle import discard_staging, prepare_staging, seal_bundle, write_
 from trainer.call_queue import CallQueue
 from trainer.checkpoint import make_optimizer, optimizer_transform, save_checkpoint
 from trainer.config import ResolvedConfig, TrainConfig
-from trainer.dataset import dataset_fingerprint, open_feed
 from trainer.device_data import Validation, feature_major
 from trainer.models import Scorer, architecture_summary, count_params, init_params
 from trainer.provenance import device_used
 from trainer.rank_ic import centred_ranks, rank_ic
+from trainer.sources import open_source
 from trainer.tracking import MetricsLog, start_wandb_run
 from trainer.train_state import TrainState
 from trainer.window import TrainingData, build_training_data, resolve_cutoff
@@ -287,9 +287,11 @@ def train_and_evaluate(
     staging = prepare_staging(out)
     wandb_run = None
     try:
-        feed = open_feed(config.run.datasets_root, train.market)
-        cutoff = resolve_cutoff(feed.landed_days(), train.train_cutoff)
-        data = build_training_data(feed.returns(end=cutoff), train)
+        source = open_source(config.run.datasets_root, train)
+        cutoff = resolve_cutoff(source.landed_days(), train.train_cutoff)
+        window = source.training_window(cutoff, train)
+        data = build_training_data(window.returns, train, window.extras)
+        dataset = source.describe(cutoff, train)
         log.info(
             "training %s %s on %d rows (%s), validating on %d days",
             train.model,
@@ -308,9 +310,7 @@ def train_and_evaluate(
         metrics.write_tables(staging)
         result = {
             "status": "ok",
-            "val_loss": fitted.best["val_loss"],
-            "val_rank_ic": fitted.best["val_rank_ic"],
-            "train_loss": fitted.best["train_loss"],
+            **fitted.best,  # val_loss, val_rank_ic, train_loss
             "steps_completed": fitted.steps_completed,
             "epochs_completed": fitted.epochs_completed,
             "best_step": fitted.best_step,
@@ -318,13 +318,14 @@ def train_and_evaluate(
             "device_used": device_used(),
             "model_params": count_params(fitted.model),
             "train_cutoff": data.train_cutoff.isoformat(),
-            "dataset_fingerprint": dataset_fingerprint(train.market),
+            "dataset_fingerprint": dataset["fingerprint"],
             "bundle": str(out.absolute()),
         }
         write_descriptors(
             staging,
             config=config,
             data=data,
+            dataset=dataset,
             fitted=fitted,
             architecture=architecture_summary(fitted.model, train, data.feature_names),
             wall_seconds=time.monotonic() - started,

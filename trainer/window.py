@@ -66,8 +66,10 @@ def resolve_cutoff(landed: list[dt.date], requested: dt.date | None) -> dt.date:
     return eligible[-1]
 
 
-def build_training_data(returns: pd.DataFrame, config: TrainConfig) -> TrainingData:
-    """Training and validation arrays from wide daily returns (index: dates)."""
+def build_training_data(returns: pd.DataFrame, config: TrainConfig,
+                        extras: dict[str, pd.DataFrame] | None = None) -> TrainingData:
+    """Training and validation arrays from wide daily returns (index: dates) and the extra
+    feature columns ``config.extra_features`` names (same index and columns)."""
     landed = [ts.date() for ts in pd.DatetimeIndex(returns.index)]
     cutoff = resolve_cutoff(landed, config.train_cutoff)
     history = returns.loc[: pd.Timestamp(cutoff)].to_numpy(dtype=np.float64)
@@ -84,7 +86,9 @@ def build_training_data(returns: pd.DataFrame, config: TrainConfig) -> TrainingD
             f"lower validation_days"
         )
 
-    features = compute_features(history, config)
+    extra = {name: frame.loc[: pd.Timestamp(cutoff)].to_numpy(dtype=np.float64)
+             for name, frame in (extras or {}).items()}
+    features = compute_features(history, config, extra)
     target = forward_target(history, config) * TARGET_SCALE
 
     x = features[train_first : train_last + 1].reshape(-1, features.shape[-1])

@@ -10,7 +10,6 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from registry import store
 from registry.config import ModelSpec, PodiumConfig
@@ -30,6 +29,7 @@ from registry.console import (
 )
 from registry.db import make_engine, read_session
 from registry.errors import ConfigError
+from registry.progress_bars import training_bar
 from zoo.runner import run_spec
 from zoo.runs import RunRecord, last_runs_by_spec
 from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
@@ -50,6 +50,9 @@ def main(
                                     "one after another."),
     force: bool = typer.Option(False, "--force", help="Train even if this exact fingerprint "
                                "is already registered."),
+    track: str | None = typer.Option(None, "--track", metavar="TRACK",
+                                     help="The track to train for (default: "
+                                     "the top-level track); its data and specs are used."),
     as_json: JsonOption = False,
     version: VersionOption = False,
     debug: DebugOption = False,
@@ -61,6 +64,8 @@ def main(
     if sum([list_specs, spec is not None, all_active]) != 1:
         raise fail("choose exactly one of --list, --spec NAME, --all-active", exit_code=2)
     settings = get_config(config)
+    if track is not None:
+        settings = settings.for_track(track)
     check_all_specs(settings)
     engine = make_engine(settings.database.url)
     try:
@@ -94,19 +99,11 @@ def main(
 
 def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool,
              out: Console) -> RunRecord:
-    budget = settings.trainer.time_budget_seconds
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[log]}", style="dim"))
-    with Progress(*columns, console=out, transient=True) as bar:
-        task = bar.add_task(f"training {spec.name}", total=budget, log="")
-
-        def progress(_name: str, elapsed: float, last_line: str) -> None:
-            bar.update(task, completed=min(elapsed, budget), log=last_line[-60:])
-
-        record = run_spec(settings, spec, engine=engine, force=force, progress=progress)
+    with training_bar(spec.name, budget_seconds=settings.trainer.time_budget_seconds) as report:
+        record = run_spec(settings, spec, engine=engine, force=force, progress=report)
     style = "green" if record.status in OK_STATUSES else "red"
     out.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
-                  f"({record.duration_seconds:.1f} s) {record.message}")
+              f"({record.duration_seconds:.1f} s) {record.message}")
     return record
 
 

@@ -28,9 +28,12 @@ from sqlalchemy import Engine
 from registry import store
 from registry.config import ModelSpec, PodiumConfig
 from registry.db import read_session, write_session
-from registry.errors import IntegrityFailure, PodiumError
+from registry.errors import IntegrityFailure, InvalidData, PodiumError
 from registry.integrity import bundle_dir, verify_bundle
-from trainer.dataset import dataset_fingerprint, ensure_dataset, open_feed
+from trainer.dataset import ensure_dataset
+from trainer.panel import PanelError
+from trainer.sources import open_source
+from trainer.window import WindowError, resolve_cutoff
 from zoo.runs import RunRecord, append_run
 from zoo.specs import ResolvedSpec, resolve_spec
 
@@ -38,7 +41,8 @@ TRAINER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "trainer")
 HARD_KILL_GRACE_SECONDS = 15.0
 POLL_SECONDS = 0.25
 
-Progress = Callable[[str, float, str], None]  # (spec name, elapsed seconds, last log line)
+# called while the trainer runs: (spec name, elapsed seconds, its last log line)
+TrainingProgressCallback = Callable[[str, float, str], None]
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class TrainerResult:
 
 def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bool = False,
              trainer_command: Sequence[str] = TRAINER_COMMAND,
-             progress: Progress | None = None) -> RunRecord:
+             progress: TrainingProgressCallback | None = None) -> RunRecord:
     """Train and register one spec; always returns (and records) what happened."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     run_id = f"{started:%Y%m%dT%H%M%S}-{spec.name}-{secrets.token_hex(3)}"
@@ -76,19 +80,27 @@ def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bo
 
 
 def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
-    """Resolve a spec against the market as it has landed (creating the dataset if needed)."""
+    """Resolve a spec against the track's data as it has landed (the synthetic market is
+    created first if needed). Data that breaks the panel contract is ``InvalidData``."""
+    if config.trainer.panel is None:
+        try:
+            ensure_dataset(config.datasets_root, config.market)
+        except OSError as exc:  # disk full, read-only root: every spec needs the dataset
+            raise PodiumError(f"cannot create the market dataset under {config.datasets_root}:"
+                              f" {exc.strerror or exc}", code="storage_error") from None
     try:
-        ensure_dataset(config.datasets_root, config.market)
-    except OSError as exc:  # disk full, read-only root: every spec needs the dataset
-        raise PodiumError(f"cannot create the market dataset under {config.datasets_root}: "
-                          f"{exc.strerror or exc}", code="storage_error") from None
-    landed = open_feed(config.datasets_root, config.market).landed_days()
-    return resolve_spec(config, spec, train_cutoff=landed[-1],
-                        dataset_fingerprint=dataset_fingerprint(config.market))
+        source = open_source(config.datasets_root, config.trainer)
+        landed = source.landed_days()
+        cutoff = resolve_cutoff(landed, config.trainer.train_cutoff)
+        fingerprint = source.fingerprint(cutoff, config.trainer)
+    except (PanelError, WindowError) as exc:  # bad data: nothing is trained or registered
+        raise InvalidData(str(exc)) from None
+    return resolve_spec(config, spec, train_cutoff=landed[-1], dataset_fingerprint=fingerprint)
 
 
 def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, engine: Engine,
-         force: bool, trainer_command: Sequence[str], progress: Progress | None) -> None:
+         force: bool, trainer_command: Sequence[str],
+         progress: TrainingProgressCallback | None) -> None:
     final = bundle_dir(config.artefacts_root, track=config.track,
                        version_id=resolved.version_id)
     with read_session(engine) as session:
@@ -156,7 +168,7 @@ def resolved_config_json(config: PodiumConfig, resolved: ResolvedSpec) -> dict[s
 
 def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, out: Path,
                 trainer_command: Sequence[str] = TRAINER_COMMAND,
-                progress: Progress | None = None) -> TrainerResult:
+                progress: TrainingProgressCallback | None = None) -> TrainerResult:
     """Run the trainer child; kill its whole process group at the hard deadline."""
     config_file = run_dir / "resolved.json"
     config_file.write_text(json.dumps(resolved_config_json(config, resolved), indent=2) + "\n")

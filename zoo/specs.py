@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from registry.config import ModelSpec, PodiumConfig
-from registry.errors import ConfigError
+from registry.errors import ConfigError, describe_invalid_fields
 from registry.ids import build_version_id, fingerprint
 from trainer import TRAINER_CODE_VERSION
 from trainer.config import TrainConfig
@@ -34,6 +34,8 @@ ALLOWED: dict[str, str] = {
     "batch_size": "optimiser batch size",
     "early_stopping_patience": "how long to wait for validation improvement",
     "seed": "the model's random initialisation",
+    "extra_features": "numeric columns of the track's own panel, known at each day's close and "
+    "computed by the same code in training and serving; part of the fingerprint",
 }
 
 FORBIDDEN: dict[str, str] = {
@@ -100,9 +102,7 @@ def overlay(config: PodiumConfig, spec: ModelSpec, *, train_cutoff: dt.date) -> 
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe_invalid_fields(exc.errors())
         raise ConfigError(f"spec {spec.name!r}: invalid overrides: {problems}",
                           code="invalid_overrides") from None
 

@@ -17,7 +17,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
-from registry.api.middleware import BodyLimitMiddleware, RequestContextMiddleware, cors_kwargs
+from registry.api.middleware import (
+    AllowedHostsMiddleware,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    cors_kwargs,
+)
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     events,
@@ -29,10 +34,11 @@ from registry.api.routes import (
     tracks,
     version_page,
     versions,
+    webhooks,
 )
 from registry.api.routes.docs import OPENAPI_URL, install_docs
 from registry.api.webhooks import WebhookDispatcher
-from registry.auth import TokenCache
+from registry.auth import FailedAuthLog, TokenCache
 from registry.config import PodiumConfig
 from registry.db import make_engine
 
@@ -48,7 +54,9 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     here and disposed of at shutdown."""
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(config.database.url)
-    dispatcher = (WebhookDispatcher(engine, config.server.webhooks, **(webhook_options or {}))
+    dispatcher = (WebhookDispatcher(engine, config.server.webhooks,
+                                    allow_private=config.server.webhooks_allow_private,
+                                    **(webhook_options or {}))
                   if config.server.webhooks else None)
 
     @asynccontextmanager
@@ -74,10 +82,12 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.config = config
     app.state.engine = engine
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    app.state.failed_auth = FailedAuthLog()
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
     install_problem_handlers(app)
-    for router in (health.router, tracks.router, versions.router, events.router):
+    for router in (health.router, tracks.router, versions.router, events.router,
+                   webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (page.router, version_page.router, track_list_page.router, signin.router,
                    static.router):  # the pages, outside the API
@@ -86,6 +96,7 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     if config.server.cors_origins:
         app.add_middleware(CORSMiddleware, **cors_kwargs(config.server.cors_origins))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.server.max_body_bytes)
+    app.add_middleware(AllowedHostsMiddleware, allowed=config.server.hosts_allowed)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer has a request id
     return app
 

@@ -6,6 +6,7 @@ anything unexpected is logged server-side and answered with a 500 naming the req
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -14,10 +15,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from registry.errors import PodiumError, Unauthorized
+from registry.errors import PodiumError, Unauthorized, describe_invalid_fields
 
 log = logging.getLogger("registry.api")
 PROBLEM_JSON = "application/problem+json"
+LOGGED_PATH_CHARS = 200
+
+
+def loggable_path(path: str, *, limit: int = LOGGED_PATH_CHARS) -> str:
+    """The path quoted as a JSON string (control characters escaped), cut to ``limit`` chars:
+    what logs and details show of a path, so a request can neither forge a line nor flood."""
+    if len(path) <= limit:
+        return json.dumps(path)
+    return f"{json.dumps(path[:limit])}…(+{len(path) - limit} chars)"
 
 HTTP_CODES = {
     400: ("bad_request", "Bad request"),
@@ -99,6 +109,11 @@ def _request_id(request: Request) -> str | None:
 
 async def _podium_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, PodiumError)
+    failed_auth = getattr(request.app.state, "failed_auth", None)
+    if isinstance(exc, Unauthorized) and failed_auth is not None:  # every 401 passes here
+        failed_auth.record(request.client.host if request.client else "unknown",
+                           code=exc.code,
+                           request=f"{request.method} {loggable_path(request.url.path)}")
     return problem_response(exc, request_id=_request_id(request))
 
 
@@ -123,7 +138,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""),
                "type": err.get("type", "")} for err in exc.errors()]
-    fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+    fields = describe_invalid_fields(errors[:5])
     body = problem_body(status=422, code="validation_error", title="Invalid request",
                         detail=fields or "the request is invalid",
                         request_id=_request_id(request), errors=errors)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from registry.ids import VERSION_ID_JSON_PATTERN, validate_version_id
 from registry.store import as_utc
@@ -16,6 +16,10 @@ MAX_REASON = 2000
 # "no champion yet".
 _REASON = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}
 _EXPECTED = {"pattern": rf"^$|{VERSION_ID_JSON_PATTERN}"}
+
+
+# SQLite hands back naive datetimes (written in UTC): the API always answers with an offset.
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
 
 
 class _Public(BaseModel):
@@ -33,14 +37,9 @@ class ModelVersionPublic(_Public):
     bundle_path: str
     bundle_digest: str
     details: dict[str, Any]
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    champion_since: dt.datetime | None
-
-    @field_validator("created_at", "updated_at", "champion_since")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return as_utc(value)
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    champion_since: UtcDateTime | None
 
 
 class ChampionPublic(_Public):
@@ -50,12 +49,7 @@ class ChampionPublic(_Public):
     track: str
     bundle_path: str
     bundle_digest: str
-    champion_since: dt.datetime | None
-
-    @field_validator("champion_since")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return as_utc(value)
+    champion_since: UtcDateTime | None
 
 
 class AuditEntryPublic(_Public):
@@ -71,12 +65,7 @@ class AuditEntryPublic(_Public):
     gate_report: dict[str, Any] | None
     forced: bool
     request_id: str | None
-    created_at: dt.datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, value: dt.datetime) -> dt.datetime:
-        return as_utc(value)  # type: ignore[return-value]
+    created_at: UtcDateTime
 
 
 class TrackPublic(BaseModel):
@@ -160,21 +149,10 @@ def _no_nul(value: str) -> str:
     return value
 
 
-class PromoteRequest(_Request):
-    reason: str = Field(..., min_length=1, max_length=MAX_REASON, json_schema_extra=_REASON)
-    force: bool = False
-    expected_champion: str | None = Field(
-        None, description="compare-and-set: the champion you believe is current; \"\" for none "
-        "yet; null skips the check", json_schema_extra=_EXPECTED)
-
-    _reason = field_validator("reason")(_no_nul)
-
-    @field_validator("expected_champion")
-    @classmethod
-    def _valid_id(cls, value: str | None) -> str | None:
-        if value:
-            validate_version_id(value)
-        return value
+def _version_id_or_empty(value: str | None) -> str | None:
+    if value:
+        validate_version_id(value)
+    return value
 
 
 class ReasonRequest(_Request):
@@ -183,17 +161,17 @@ class ReasonRequest(_Request):
     _reason = field_validator("reason")(_no_nul)
 
 
+class PromoteRequest(ReasonRequest):
+    force: bool = False
+    expected_champion: Annotated[str | None, AfterValidator(_version_id_or_empty)] = Field(
+        None, description="compare-and-set: the champion you believe is current; \"\" for none "
+        "yet; null skips the check", json_schema_extra=_EXPECTED)
+
+
 class RollbackRequest(ReasonRequest):
-    expected_champion: str | None = Field(
+    expected_champion: Annotated[str | None, AfterValidator(_version_id_or_empty)] = Field(
         None, description="compare-and-set: the champion you believe is current; null skips the "
         "check", json_schema_extra=_EXPECTED)
-
-    @field_validator("expected_champion")
-    @classmethod
-    def _valid_id(cls, value: str | None) -> str | None:
-        if value:
-            validate_version_id(value)
-        return value
 
 
 class TransitionPublic(BaseModel):
@@ -225,13 +203,8 @@ class DeliveryPublic(_Public):
     attempts: int
     last_status: int | None
     last_error: str | None
-    next_attempt_at: dt.datetime
-    delivered_at: dt.datetime | None
-
-    @field_validator("next_attempt_at", "delivered_at")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return as_utc(value)
+    next_attempt_at: UtcDateTime
+    delivered_at: UtcDateTime | None
 
 
 class EventPublic(BaseModel):

@@ -38,7 +38,7 @@ def test_validation_errors_name_the_fields(client, auth, register) -> None:
 
 
 @pytest.mark.parametrize("bad", ["..%2F..%2Fetc%2Fpasswd", "a%2Fb", "%2E%2E", "V1-BAD-x",
-                                 "v1-20250630-3fa2c1de%00", "x" * 200])
+                                 "x" * 200])
 def test_path_like_or_bad_version_ids_are_refused_before_any_lookup(client, auth, bad) -> None:
     for method, suffix in (("GET", ""), ("POST", "/promote"), ("POST", "/retire")):
         response = client.request(method, f"{API}/versions/{bad}{suffix}", headers=auth("admin"),

@@ -182,5 +182,5 @@ def test_every_transition_has_its_event_and_a_refused_one_has_none(client, auth,
     assert promoted["payload"]["type"] == "version.promoted"
     assert promoted["payload"]["actor"] == "admin-bot" and promoted["payload"]["forced"]
     assert promoted["deliveries"] == []
-    assert_problem(client.get(f"{API}/events/999999/deliveries", headers=auth("read")), 404,
+    assert_problem(client.get(f"{API}/events/999999/deliveries", headers=auth("admin")), 404,
                    "unknown_event")

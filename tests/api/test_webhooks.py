@@ -88,9 +88,9 @@ def _promote(client, auth, version_id: str) -> None:
 
 
 def _deliveries(client, auth, *, kind: str = "version.promoted") -> list[dict]:
-    events = client.get(f"{API}/events", headers=auth("read")).json()["items"]
+    events = client.get(f"{API}/events", headers=auth("admin")).json()["items"]
     event = next(e for e in events if e["kind"] == kind)
-    return client.get(f"{API}/events/{event['id']}/deliveries", headers=auth("read")).json()
+    return client.get(f"{API}/events/{event['id']}/deliveries", headers=auth("admin")).json()
 
 
 def _settled(client, auth) -> list[dict] | None:

@@ -123,6 +123,9 @@ def test_the_demo_trains_scores_crowns_and_promotes_over_rest(first_run: DemoRun
     else:
         assert "refused (409): the gate says" in out
         assert re.search(r"Reasons:\n  - \S", out)
+        refused = audit[0]  # the refusal is on the record, and nothing moved
+        assert (refused.action, refused.version_id) == ("promote_refused", best)
+        assert refused.actor.startswith("demo-") and refused.gate_report["passed"] is False
     # The lines a user types next, with the real URL, $PODIUM_TOKEN and the track.
     auth = '-H "Authorization: Bearer $PODIUM_TOKEN"'
     track = first_run.config.track

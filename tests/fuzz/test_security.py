@@ -1,4 +1,4 @@
-"""The security review of issue #7, one test per point where a test can hold it.
+"""The security review (docs/RELIABILITY.md), one test per point where a test can hold it.
 
 1. Tokens are never stored or logged in clear (every byte of the database, every log record).
 2. Every mutating route needs a scope of at least ``promote`` (the app's routes are enumerated,

@@ -157,7 +157,9 @@ def test_zoo_list_and_shadow_run_as_json(invoke: Invoke, register) -> None:
                <= set(s) for s in listing["specs"])
     code, out, _ = invoke(shadow_cli.app, "run", "--json")
     summary = json.loads(out)
-    assert code == 0 and {"ran", "detail", "last_landed", "settled", "versions"} <= set(summary)
+    assert code == 0 and {"ran", "detail", "settled", "tracks", "unconfigured"} <= set(summary)
+    (track,) = summary["tracks"]
+    assert track["track"] == TRACK and {"last_landed", "versions", "error"} <= set(track)
 
 
 def test_completion_is_on(tmp_path: Path) -> None:

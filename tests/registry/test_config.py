@@ -40,8 +40,8 @@ def test_sample_yaml_documents_every_key() -> None:
     data = yaml.safe_load((REPO / "sample.yaml").read_text())
     missing = []
     for dotted in _field_paths(PodiumConfig):
-        if dotted.startswith("trainer.market"):  # the market is set once, at the top level
-            continue
+        if dotted.startswith(("trainer.market", "trainer.panel", "trainer.extra_features")):
+            continue  # the data is set once, at the top level; extra features by a spec
         node = data
         for part in dotted.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -130,3 +130,56 @@ def test_environment_overrides(tmp_path: Path) -> None:
                                         "PODIUM_ARTEFACTS_ROOT": "/srv/podium"})
     assert config.database.url == "postgresql+psycopg://u@h/db"
     assert config.artefacts_root == Path("/srv/podium")
+
+
+def test_tracks_each_get_their_data_specs_portfolio_and_gate(tmp_path: Path) -> None:
+    path = _write(tmp_path, """
+track: home
+model_specs:
+  - name: base-spec
+tracks:
+  - name: panel-desk
+    data: {kind: panel, name: desk-panel, path: panels/desk, min_assets: 30}
+    model_specs:
+      - name: desk-spec
+        overrides: {extra_features: [revision]}
+    portfolio: {quantile: 0.1, cost_bps: 3.0}
+    gate: {min_days: 15}
+  - name: synth-desk
+    market: {name: other, seed: 4}
+""")
+    config = load_config(path, environ={})
+    assert config.track_names == ["home", "panel-desk", "synth-desk"]
+    desk = config.for_track("panel-desk")
+    assert desk.track == "panel-desk" and desk.tracks == ()
+    assert desk.trainer.panel is not None and desk.trainer.panel.min_assets == 30
+    assert desk.trainer.panel.path == str(tmp_path / "panels" / "desk")  # beside the file
+    assert [s.name for s in desk.model_specs] == ["desk-spec"]
+    assert desk.shadow.portfolio.quantile == 0.1 and desk.gate.min_days == 15
+    assert config.gate_for("panel-desk").min_days == 15 and config.gate_for("x").min_days == 60
+    synth = config.for_track("synth-desk")
+    assert synth.trainer.market.name == "other" and synth.trainer.panel is None
+    assert [s.name for s in synth.model_specs] == ["base-spec"]  # inherited
+    assert config.for_track("home").trainer.panel is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("track: a\ntracks:\n  - name: a\n", "track 'a' is the top-level track"),
+    ("tracks:\n  - name: b\n  - name: b\n", "track 'b' is listed twice"),
+    ("tracks:\n  - name: b\n    data: {kind: panel, name: p, path: x}\n    market: {seed: 1}\n",
+     "'market' is for a synthetic track"),
+    ("data: {kind: feed}\n", "data: Input tag 'feed' found using 'kind' does not match"),
+    ("data: {kind: panel, path: x}\n", "data.panel.name: Field required"),
+    ("trainer: {extra_features: [x]}\n", "extra_features need a panel source"),
+])
+def test_bad_track_configuration_is_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text), environ={})
+    assert caught.value.code == "invalid_config" and message in caught.value.detail
+
+
+def test_an_unknown_track_is_named(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "track: a\n"), environ={})
+    with pytest.raises(ConfigError, match="track 'zz' is not configured") as caught:
+        config.for_track("zz")
+    assert caught.value.code == "unknown_track"

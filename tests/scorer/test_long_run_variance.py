@@ -1,4 +1,4 @@
-"""Newey–West against arch's Bartlett kernel; EWC against a DCT; Holm against statsmodels."""
+"""Newey–West against arch's Bartlett kernel; EWC against a DCT."""
 
 import math
 
@@ -6,12 +6,18 @@ import numpy as np
 import pytest
 from arch.covariance.kernel import Bartlett
 from scipy.fft import dct
+from scipy.stats import norm
 from scipy.stats import t as student_t
-from statsmodels.stats.multitest import multipletests
 
 from scorer.ewc import ewc_dof, ewc_test
-from scorer.multiplicity import holm_adjust
-from scorer.newey_west import bartlett_lags, newey_west_variance
+from scorer.newey_west import (
+    bartlett_lags,
+    effective_dof,
+    long_run_variance,
+    newey_west_variance,
+    prewhitened_variance,
+    studentized,
+)
 
 
 def ar1(n, phi, seed):
@@ -67,15 +73,27 @@ def test_ewc_is_unmoved_by_a_constant_shift_in_its_variance():
     )
 
 
-def test_holm_matches_statsmodels():
-    pvalues = [0.01, 0.04, 0.03, 0.2, 0.005]
-    expected = multipletests(pvalues, method="holm")[1]
-    np.testing.assert_allclose(holm_adjust(pvalues), expected, rtol=1e-12)
+def test_prewhitening_recovers_the_long_run_variance_of_an_ar1_series():
+    # AR(1) φ = 0.3 with unit shocks: Ω = 1/(1 − φ)² ≈ 2.04; plain Bartlett with L = 4 is low
+    x = (ar1(200_000, 0.3, seed=8) - 0.0002) / 0.001
+    truth = 1 / (1 - 0.3) ** 2
+    assert prewhitened_variance(x, lags=4) == pytest.approx(truth, rel=0.03)
+    assert newey_west_variance(x, lags=4) < 0.9 * truth
 
 
-def test_holm_counts_challengers_still_without_a_pvalue_as_ones():
-    pvalues = [0.004, 0.02]
-    expected = multipletests([*pvalues, 1.0, 1.0, 1.0], method="holm")[1][:2]
-    np.testing.assert_allclose(holm_adjust(pvalues, n_tests=5), expected, rtol=1e-12)
-    with pytest.raises(ValueError, match="smaller than the number"):
-        holm_adjust(pvalues, n_tests=1)
+def test_long_run_variance_undoes_the_centring_share():
+    x = ar1(120, 0.0, seed=9)
+    keep = 1 - (bartlett_lags(120) + 1) / 120
+    assert long_run_variance(x) == pytest.approx(prewhitened_variance(x) / keep, rel=1e-12)
+
+
+@pytest.mark.parametrize(("n_days", "expected"), [(60, 15), (120, 24), (250, 50)])
+def test_effective_degrees_of_freedom(n_days, expected):
+    assert effective_dof(n_days) == expected
+
+
+def test_studentized_boundary_has_the_normal_tail_under_student_t():
+    z = 2.5
+    widened = studentized(z, 60)
+    assert student_t.sf(widened, effective_dof(60)) == pytest.approx(norm.sf(z), rel=1e-10)
+    assert widened > z and studentized(math.inf, 60) == math.inf

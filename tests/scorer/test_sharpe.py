@@ -1,4 +1,4 @@
-"""PSR against quantstats; the DSR against GATE.md's reference vector."""
+"""PSR against quantstats; the DSR against docs/gate.md's reference vector."""
 
 import math
 
@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import quantstats.stats as qs
+from scipy.stats import kurtosis, skew
 
 from scorer.sharpe import (
     SharpeMoments,
@@ -64,3 +65,12 @@ def test_more_trials_deflate_more():
 def test_undefined_moments_give_nan_not_an_error():
     assert math.isnan(deflated_sharpe_ratio(sharpe_moments(np.full(100, 0.001)), 5))
     assert math.isnan(deflated_sharpe_ratio(sharpe_moments(np.array([0.01, 0.02])), 5))
+
+
+@pytest.mark.parametrize("n_days", [4, 30, 500])
+def test_moments_match_scipys_bias_corrected_estimators(n_days):
+    returns = np.random.default_rng(n_days).standard_t(4, n_days) * 0.01
+    moments = sharpe_moments(returns)
+    assert moments.skewness == pytest.approx(skew(returns, bias=False), rel=1e-9)
+    expected = kurtosis(returns, fisher=False, bias=False)
+    assert moments.kurtosis == pytest.approx(expected, rel=1e-9)

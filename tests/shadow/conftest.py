@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from registry import migrations, store
+from registry.config import PodiumConfig, load_config
 from registry.db import make_engine, read_session, write_session
 from tests.zoo.conftest import tiny_config
 from zoo.runner import run_spec
@@ -34,6 +37,21 @@ def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
     return base / "artefacts", versions
 
 
+def registered(config: PodiumConfig, db_url: str, versions: list[tuple[str, str, str]]):
+    """Yield ``(config, engine, version ids)`` with ``versions`` registered on the track."""
+    engine = make_engine(db_url)
+    migrations.upgrade(engine)
+    for version_id, fingerprint, spec in versions:
+        with write_session(engine) as session:
+            store.register_version(session, track=config.track, version_id=version_id,
+                                   fingerprint=fingerprint, artefacts_root=config.artefacts_root,
+                                   actor="test", spec_name=spec)
+    try:
+        yield config, engine, [v[0] for v in versions]
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def shadow_env(trained, db_url, tmp_path):
     """A migrated database with the trained versions registered, and its own artefacts copy."""
@@ -41,14 +59,55 @@ def shadow_env(trained, db_url, tmp_path):
     root = tmp_path / "artefacts"
     shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
     config = tiny_config(db_url, root)
-    engine = make_engine(db_url)
+    yield from registered(config, db_url, versions)
+
+
+WRITE_PANEL = Path(__file__).resolve().parents[2] / "examples" / "own-data" / "write_panel.py"
+OWN_DATA = WRITE_PANEL.parent / "podium.yaml"
+PANEL_ASSETS, PANEL_DAYS, PANEL_LANDED = 60, 560, 460
+
+
+def land_panel(path: Path, through_day: int, *extra: str) -> str:
+    """Land the example panel's days up to ``through_day``, as the user's pipeline would."""
+    done = subprocess.run([sys.executable, str(WRITE_PANEL), "--out", str(path), "--assets",
+                           str(PANEL_ASSETS), "--days", str(PANEL_DAYS), "--through-day",
+                           str(through_day), *extra], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def panel_config(db_url: str, root: Path, panel: Path) -> PodiumConfig:
+    config = load_config(OWN_DATA, environ={"PODIUM_DATABASE_URL": db_url,
+                                            "PODIUM_ARTEFACTS_ROOT": str(root)})
+    data = config.data.model_copy(update={"path": str(panel)})
+    trainer = config.trainer.model_copy(update={"panel": data})
+    return config.model_copy(update={"data": data, "trainer": trainer})
+
+
+@pytest.fixture(scope="session")
+def panel_trained(tmp_path_factory) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+    """(panel, artefacts root, versions): the example panel's first days landed, and its
+    ``revision`` spec (an extra feature column) trained on them through the zoo."""
+    base = tmp_path_factory.mktemp("panel")
+    land_panel(base / "panel", PANEL_LANDED)
+    url = f"sqlite:///{base / 'template.db'}"
+    config = panel_config(url, base / "artefacts", base / "panel")
+    engine = make_engine(url)
     migrations.upgrade(engine)
-    for version_id, fingerprint, spec in versions:
-        with write_session(engine) as session:
-            store.register_version(session, track=config.track, version_id=version_id,
-                                   fingerprint=fingerprint, artefacts_root=root, actor="test",
-                                   spec_name=spec)
-    try:
-        yield config, engine, [v[0] for v in versions]
-    finally:
-        engine.dispose()
+    spec = next(s for s in active_specs(config) if s.name == "revision")
+    assert run_spec(config, spec, engine=engine).status == "registered"
+    with read_session(engine) as session:
+        versions = [(v.version_id, v.fingerprint, v.spec_name)
+                    for v in store.list_versions(session)]
+    engine.dispose()
+    return base / "panel", base / "artefacts", versions
+
+
+@pytest.fixture
+def panel_env(panel_trained, db_url, tmp_path):
+    """A migrated database with the panel's version registered; its own panel and artefacts."""
+    template_panel, template, versions = panel_trained
+    root, panel = tmp_path / "artefacts", tmp_path / "panel"
+    shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
+    shutil.copytree(template_panel, panel)
+    config = panel_config(db_url, root, panel)
+    yield from registered(config, db_url, versions)

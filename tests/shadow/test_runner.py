@@ -19,8 +19,10 @@ from registry import store
 from registry.db import read_session, write_session
 from registry.models import ShadowError, ShadowLease, ShadowScore, utcnow
 from shadow.lease import acquire_lease, release_lease
+from shadow.pipeline import Pipeline
 from shadow.predictions import SCHEMA, PredictionStore
-from shadow.runner import _Context, run_shadow, shadowed_versions
+from shadow.runner import lease_name, run_shadow, shadowed_versions
+from shadow.view import MarketView
 from tests.conftest import REPO
 from tests.zoo.conftest import TINY
 from trainer.dataset import land_days, open_feed
@@ -40,6 +42,14 @@ def eligible(config, version_id: str, engine) -> list:
         cutoff = store.get_version(session, version_id).train_cutoff
     days = open_feed(config.datasets_root, config.market).landed_days()
     return [d for d in days[:-1] if d > cutoff]  # the last landed day awaits its outcome
+
+
+def pipeline_over(config, engine, returns, **kw) -> Pipeline:
+    from trainer.sources import DataWindow
+    return Pipeline(MarketView(DataWindow(returns, {})), engine,
+                    PredictionStore(config.artefacts_root / "shadow/predictions"),
+                    artefacts_root=config.artefacts_root, portfolio=config.shadow.portfolio,
+                    **kw)
 
 
 def test_run_scores_every_eligible_day_once(shadow_env) -> None:
@@ -168,10 +178,9 @@ def test_predictions_without_outcomes_are_settled_by_the_next_run(shadow_env) ->
     config, engine, versions = shadow_env
     land_days(config.datasets_root, config.market, 8)
     feed = open_feed(config.datasets_root, config.market)
-    with _Context(config, engine, feed.returns(),
-                  PredictionStore(config.artefacts_root / "shadow/predictions")) as context:
+    with pipeline_over(config, engine, feed.returns()) as pipeline:
         for version in shadowed_versions(engine):
-            assert len(context._predict(context.prepare(version)).days) == 8
+            assert len(pipeline.predict(pipeline.prepare(version)).days) == 8
     assert scores(engine).empty
     result = run_shadow(config, engine)
     assert {v.predicted for v in result.versions} == {0}
@@ -185,15 +194,13 @@ def test_each_feature_configuration_is_computed_once_a_run(shadow_env, monkeypat
     land_days(config.datasets_root, config.market, 6)
     computed = []
 
-    def counted(matrix, train_config):
+    def counted(matrix, train_config, extras=None):
         computed.append((train_config.residual_momentum, threading.current_thread().name))
-        return compute_features(matrix, train_config)
+        return compute_features(matrix, train_config, extras)
 
-    monkeypatch.setattr("shadow.runner.compute_features", counted)
+    monkeypatch.setattr("shadow.view.compute_features", counted)
     feed = open_feed(config.datasets_root, config.market)
-    with _Context(config, engine, feed.returns(),
-                  PredictionStore(config.artefacts_root / "shadow/predictions"),
-                  settles_from=0) as context:
+    with pipeline_over(config, engine, feed.returns(), settles_from=0) as context:
         work = [context.prepare(version) for version in shadowed_versions(engine)]
         order = context.schedule(work)
         assert len({item.feature_key for item in order}) == 2
@@ -232,12 +239,13 @@ def test_a_runner_that_loses_its_lease_mid_run_stops_cleanly(shadow_env, monkeyp
 
 def test_the_lease_admits_one_runner(shadow_env) -> None:
     config, engine, _ = shadow_env
-    assert acquire_lease(engine, holder="a", seconds=60) is not None
-    assert acquire_lease(engine, holder="b", seconds=60) is None
-    assert acquire_lease(engine, holder="a", seconds=60) is not None  # renewal
+    name = lease_name(config.track)
+    assert acquire_lease(engine, holder="a", seconds=60, name=name) is not None
+    assert acquire_lease(engine, holder="b", seconds=60, name=name) is None
+    assert acquire_lease(engine, holder="a", seconds=60, name=name) is not None  # renewal
     skipped = run_shadow(config, engine, holder="b")
     assert not skipped.ran and "another runner holds the shadow lease" in skipped.detail
-    release_lease(engine, holder="a")
+    release_lease(engine, holder="a", name=name)
     assert acquire_lease(engine, holder="b", seconds=0.0) is not None  # expires at once
     assert acquire_lease(engine, holder="a", seconds=60) is not None  # expired: taken over
     release_lease(engine, holder="a")
@@ -253,7 +261,10 @@ def test_two_runner_processes_at_once_score_each_day_once(shadow_env, db_url) ->
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     outputs = [r.communicate(timeout=180) for r in runners]
-    assert [r.returncode for r in runners] == [0, 0], outputs
+    # Both ran one after the other (0, 0), or one stood down: exit 3, naming the holder.
+    assert sorted(r.returncode for r in runners) in ([0, 0], [0, 3]), outputs
+    assert all("another runner holds the shadow lease (host " in out
+               for r, (out, _) in zip(runners, outputs, strict=True) if r.returncode == 3)
     table = scores(engine)
     assert len(table) == 24 * len(versions)
     assert not table.duplicated(["version_id", "day"]).any()

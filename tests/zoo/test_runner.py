@@ -101,13 +101,14 @@ MISBEHAVING = {
 @pytest.mark.parametrize("behaviour", sorted(MISBEHAVING))
 def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour):
     config, engine = tiny
+    faulty = config
     if behaviour == "hang":  # hard deadline = 1 s budget + 15 s
-        config = config.model_copy(update={"trainer": config.trainer.model_copy(
+        faulty = config.model_copy(update={"trainer": config.trainer.model_copy(
             update={"time_budget_seconds": 1.0})})
     script = tmp_path / f"{behaviour}.py"
     script.write_text(MISBEHAVING[behaviour])
     spec = active_specs(config)[0]
-    record = run_spec(config, spec, engine=engine, trainer_command=[sys.executable, str(script)])
+    record = run_spec(faulty, spec, engine=engine, trainer_command=[sys.executable, str(script)])
     expected = {"crash": ("failed", "exit code 1"),
                 "garbage": ("failed", "printed 2 line(s) on stdout instead of one JSON result"),
                 "error-json": ("failed", "the trainer failed: bad knob"),
@@ -119,7 +120,7 @@ def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_p
                           version_id=record.version_id).exists()
     if behaviour == "hang":
         assert _processes_mentioning(str(script)) == []
-    again = run_spec(config, spec, engine=engine)
+    again = run_spec(config, spec, engine=engine)  # the real trainer, on the usual budget
     assert again.status == "registered", again.message
     assert list(registered(engine)) == [again.version_id]
     assert list(read_runs(config.artefacts_root)["status"]) == [expected[0], "registered"]

@@ -1,4 +1,7 @@
-"""The event outbox and each event's webhook deliveries (state, attempts, last error)."""
+"""The event outbox and each event's webhook deliveries (state, attempts, last error).
+
+Deliveries name the webhooks' URLs and their errors: only an ``admin`` token sees them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from sqlmodel import col, select
 
-from registry.api.deps import MAX_ROW_ID, ReaderDep, SessionDep
+from registry.api.deps import MAX_ROW_ID, AdminDep, ReaderDep, SessionDep
 from registry.api.problems import problem_responses
 from registry.api.schemas import DeliveryPublic, EventPage, EventPublic
 from registry.errors import NotFound
@@ -20,7 +23,7 @@ router = APIRouter(prefix="/events", tags=["events"])
 
 @router.get("", response_model=EventPage, responses=problem_responses(401, 422, 503),
             summary="Transition events, oldest first")
-def list_events(session: SessionDep, _: ReaderDep, request: Request,
+def list_events(session: SessionDep, reader: ReaderDep, request: Request,
                 after: Annotated[int, Query(ge=0, le=MAX_ROW_ID,
                                             description="only events with a larger id")] = 0,
                 track: Annotated[str | None, Query(
@@ -33,7 +36,7 @@ def list_events(session: SessionDep, _: ReaderDep, request: Request,
     more = len(events) > limit
     events = events[:limit]
     deliveries: dict[int, list[WebhookDelivery]] = {}
-    if events:
+    if events and reader.allows("admin"):
         rows = session.exec(select(WebhookDelivery)
                             .where(col(WebhookDelivery.event_id).in_([e.id for e in events]))
                             .order_by(col(WebhookDelivery.id)))
@@ -50,10 +53,10 @@ def list_events(session: SessionDep, _: ReaderDep, request: Request,
 
 
 @router.get("/{event_id}/deliveries", response_model=list[DeliveryPublic],
-            responses=problem_responses(401, 404, 422, 503),
-            summary="One event's webhook deliveries")
+            responses=problem_responses(401, 403, 404, 422, 503),
+            summary="One event's webhook deliveries (admin)")
 def event_deliveries(event_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep,
-                     _: ReaderDep) -> list[DeliveryPublic]:
+                     _: AdminDep) -> list[DeliveryPublic]:
     if session.get(Event, event_id) is None:
         raise NotFound(f"unknown event {event_id}", code="unknown_event")
     rows = session.exec(select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
