@@ -47,9 +47,9 @@ def read_version_evidence(session: Session, *, version_id: str,
         since = champion_first_day(session, champion)
         mine, theirs = paired(in_window(own, since), in_window(daily[champion.version_id], since))
         difference = (mine["net"] - theirs["net"]).to_numpy()
-        k_active = decision.k_active if decision is not None else 1
-        path = evidence_path(difference, level=config.gate.alpha / max(k_active, 1),
-                             horizon_days=config.gate.horizon_days)
+        k_active = report["k_active"] if report else 1  # the k the gate divided α by
+        path = evidence_path(difference, settings=config.gate,
+                             level=config.gate.alpha / max(k_active, 1))
         evidence = {"champion": champion.version_id, "margin": config.gate.margin,
                     "mode": config.gate.mode, "min_days": config.gate.min_days,
                     "days": [d.date().isoformat() for d in mine.index],

@@ -9,8 +9,7 @@ import numpy as np
 
 from registry import store
 from registry.db import write_session
-from scorer.confidence_sequence import mixture_boundary
-from scorer.newey_west import newey_west_variance
+from tests.api.conftest import TRACK
 from tests.api.test_page import assert_valid_html, seed_board
 
 
@@ -49,9 +48,13 @@ def test_a_challenger_page_shows_its_evidence_against_the_champion(
     d = draws["better"] - draws["champion"]
     np.testing.assert_allclose(evidence["data"][0]["y"], 1e4 * d, rtol=1e-9)
     np.testing.assert_allclose(evidence["data"][1]["y"][-1], 1e4 * d.mean(), rtol=1e-9)
-    # the last bound, by hand: d̄ − σ̂·m(T) at α/k with the two challengers tried
-    bound = d.mean() - np.sqrt(newey_west_variance(d)) * mixture_boundary(200, 0.05 / 2, 120)
-    np.testing.assert_allclose(evidence["data"][2]["y"][-1], 1e4 * bound, rtol=1e-9)
+    # the last bound is the one the gate reported through the API
+    board = client.get(f"/api/v1/tracks/{TRACK}/leaderboard").json()
+    (row,) = [r for r in board["rows"] if r["version_id"] == ids["better"]]
+    decided = row["report"]["decided_on_day"]  # a group-sequential look decided it
+    assert decided is not None and evidence["data"][2]["y"][decided:] == [None] * (200 - decided)
+    np.testing.assert_allclose(evidence["data"][2]["y"][decided - 1],
+                               1e4 * row["report"]["lower_bound"], rtol=1e-9)
     record = _figure(text, "record")
     np.testing.assert_allclose(record["data"][0]["y"], 100 * np.cumsum(draws["better"]),
                                rtol=1e-9)
