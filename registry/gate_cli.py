@@ -15,8 +15,15 @@ from registry.console import console, table
 
 PASS_MARK, FAIL_MARK, INFO_MARK = "✓", "✗", "·"
 # Units whose values are daily returns (fractions): shown ×10⁴, in basis points.
-RETURN_UNITS = {"return", "fraction", "daily_return", "daily return", "return/day"}
+RETURN_UNITS = {"return", "return per day", "fraction", "daily_return", "daily return",
+                "return/day"}
 BP_UNITS = {"bp", "bps", "bp/day"}
+PLAIN_UNITS = {"", "probability", "p-value", "z"}  # a number that needs no unit after it
+
+# The gate's stable rule ids, in words.
+RULE_LABELS = {"min_days": "enough paired days", "superiority": "edge over the champion",
+               "dsr": "deflated Sharpe ratio", "data": "usable daily rows",
+               "distinct": "distinct from the champion", "horizon": "within the horizon"}
 
 # An older report's statistics worth reading, in order: (field, label, unit).
 _KEY_FIELDS = (
@@ -48,7 +55,7 @@ def format_quantity(value: Any, unit: str | None) -> str:
         return f"{value:+.2f} bp"
     if unit.lower() == "days" or isinstance(value, int):
         return f"{value:,.0f}" + (f" {unit}" if unit else "")
-    return f"{value:.3g}" + (f" {unit}" if unit else "")
+    return f"{value:.3g}" + ("" if unit.lower() in PLAIN_UNITS else f" {unit}")
 
 
 def gate_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -64,7 +71,8 @@ def _rule_row(rule: dict[str, Any]) -> list[str]:
     passed = rule.get("passed")
     mark = PASS_MARK if passed is True else FAIL_MARK if passed is False else INFO_MARK
     unit = rule.get("unit")
-    return [mark, str(rule.get("rule", "?")), format_quantity(rule.get("value"), unit),
+    name = str(rule.get("rule", "?"))
+    return [mark, RULE_LABELS.get(name, name), format_quantity(rule.get("value"), unit),
             format_quantity(rule.get("threshold"), unit), str(rule.get("detail") or "")]
 
 

@@ -21,7 +21,11 @@ from registry.gate_cli import (
     (60, "days", "60 days"),
     (1234, None, "1,234"),
     (0.0123, "", "0.0123"),
-    (0.95, "probability", "0.95 probability"),
+    (0.95, "probability", "0.95"),
+    (0.0125, "p-value", "0.0125"),
+    (0.00042, "return per day", "+4.20 bp"),
+    (120.0, "days", "120 days"),
+    (1.5, "sharpe", "1.5 sharpe"),
     (None, "return", "-"),
     ("n/a", "return", "n/a"),
 ])
@@ -31,7 +35,7 @@ def test_format_quantity(value, unit, shown) -> None:
 
 def test_a_report_with_rules_is_shown_rule_by_rule() -> None:
     report = {"verdict": "FAIL", "rules": [
-        {"rule": "enough paired days", "passed": True, "value": 120, "threshold": 60,
+        {"rule": "min_days", "passed": True, "value": 120.0, "threshold": 60.0,
          "unit": "days", "detail": ""},
         {"rule": "lower bound above the margin", "passed": False, "value": -0.00021,
          "threshold": 0.0, "unit": "return", "detail": "anytime-valid bound"},
