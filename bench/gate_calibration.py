@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--power-reps", type=int, default=500, help="runs per power case")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tables", default="null,power", help="which tables: null, power")
+    parser.add_argument(
+        "--cases", default=",".join(SCENARIOS), help="false-promotion cases, comma-separated"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if "null" in args.tables:
@@ -251,7 +254,10 @@ def _null_table(args: argparse.Namespace) -> None:
     )
     print(f"{'case':<16} {'k':>3}  " + "  ".join(f"{m:>22}" for m in MODES))
     worst, missed, calls = 0.0, 0, 0
+    chosen = args.cases.split(",")
     for s, scenario in enumerate(SCENARIOS):
+        if scenario not in chosen:
+            continue
         for k in (1, 5, 10):
             if scenario.startswith("retired") and k == 1:
                 continue

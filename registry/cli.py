@@ -17,7 +17,9 @@ from registry.console import (
     DebugOption,
     JsonOption,
     LogLevel,
+    TokenOption,
     TrackOption,
+    UrlOption,
     VersionOption,
     check_track,
     console,
@@ -29,6 +31,7 @@ from registry.console import (
     table,
 )
 from registry.db import make_engine, read_session, safe_url, translate_db_errors, write_session
+from registry.external_cli import external_app
 from registry.gate_cli import print_gate
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
@@ -156,12 +159,6 @@ def audit(
 token_app = new_app("API tokens (bearer; scopes read ⊂ promote ⊂ admin).")
 app.add_typer(token_app, name="token")
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL", metavar="URL",
-                                        help="The registry's URL ($PODIUM_URL).")]
-TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
-                                                 metavar="TOKEN",
-                                                 help="A bearer token ($PODIUM_TOKEN).",
-                                                 show_default=False)]
 ReasonOption = Annotated[str, typer.Option("--reason", metavar="TEXT",
                                            help="Why (kept in the audit log).")]
 
@@ -390,6 +387,7 @@ def _print_transition(answer: dict) -> None:
 
 
 app.command()(leaderboard)
+app.add_typer(external_app, name="external")
 
 
 @app.command()

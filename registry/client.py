@@ -15,11 +15,13 @@ serving.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +38,16 @@ _BY_CODE: dict[str, type[errors.PodiumError]] = {
     "integrity_failure": errors.IntegrityFailure,
     "idempotency_in_progress": errors.RequestInProgress,
     "payload_too_large": errors.PayloadTooLarge,
+    "outcome_landed": errors.LookAhead,
+    "day_settled": errors.LookAhead,
+    "unsupported_media_type": errors.UnsupportedMediaType,
 }
 _BY_STATUS: dict[int, type[errors.PodiumError]] = {
     401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
     413: errors.PayloadTooLarge, 422: errors.InvalidInput, 503: errors.Unavailable,
 }
 _STANDARD = {"type", "title", "status", "detail", "code"}
+ExternalLoader = Callable[[dict[str, Any]], Any]  # an external champion's metadata -> predictor
 
 
 def error_from_problem(response: httpx.Response) -> errors.PodiumError:
@@ -57,7 +63,8 @@ def error_from_problem(response: httpx.Response) -> errors.PodiumError:
     cls = _BY_CODE.get(code)
     if cls is None and response.status_code == 409:
         cls = errors.AlreadyExists if code in ("already_exists", "version_conflict",
-                                               "token_exists") else errors.InvalidTransition
+                                               "token_exists", "predictions_exist") \
+            else errors.InvalidTransition
     cls = cls or _BY_STATUS.get(response.status_code, errors.PodiumError)
     extra = {k: v for k, v in body.items() if k not in _STANDARD}
     error = cls(detail, code=code, **extra)
@@ -146,15 +153,56 @@ class Client:
 
     def load_champion(self, track: str, *, artefacts_root: str | os.PathLike[str] | None = None,
                       refresh_seconds: float = 5.0,
-                      loader: Callable[[Path], Any] | None = None) -> ChampionPredictor:
+                      loader: Callable[[Path], Any] | None = None,
+                      external_loader: ExternalLoader | None = None) -> ChampionPredictor:
         return ChampionPredictor(self, track, artefacts_root=_artefacts_root(artefacts_root),
-                                 refresh_seconds=refresh_seconds, loader=loader)
+                                 refresh_seconds=refresh_seconds, loader=loader,
+                                 external_loader=external_loader)
+
+    # -- external versions
+
+    def register_external(self, track: str, *, label: str, train_cutoff: dt.date | str,
+                          description: str = "", uri: str | None = None,
+                          digest: str | None = None,
+                          metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Register a model trained anywhere as a challenger (idempotent on the submission)."""
+        body = {"track": validate_slug(track, what="track"), "label": label,
+                "train_cutoff": str(train_cutoff), "description": description, "uri": uri,
+                "digest": digest, "metadata": metadata or {}}
+        return self._call("POST", "/external-versions", json=body)
+
+    def submit_predictions(self, version_id: str, day: dt.date | str,
+                           scores: Mapping[str, float] | Any, *,
+                           as_parquet: bool = False) -> dict[str, Any]:
+        """Submit an external version's scores for ``day`` (whose returns have not landed):
+        a mapping asset -> score, or a frame with columns ``asset`` and ``score``. Parquet is
+        the compact body for thousands of assets."""
+        path = f"/versions/{validate_version_id(version_id)}/predictions/{day}"
+        assets, values = _asset_scores(scores)
+        if as_parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.table({"asset": pa.array(assets, pa.string()),
+                                     "score": pa.array(values, pa.float64())}), sink)
+            return self._call("PUT", path, content=sink.getvalue().to_pybytes(),
+                              headers={"Content-Type": "application/vnd.apache.parquet"})
+        return self._call("PUT", path, content=_scores_json(assets, values),
+                          headers={"Content-Type": "application/json"})
+
+    def submissions(self, version_id: str) -> list[dict[str, Any]]:
+        """The days an external version submitted, and when each arrived."""
+        return self._call("GET", f"/versions/{validate_version_id(version_id)}/predictions"
+                          )["items"]
 
     # -- plumbing
 
     def _call(self, method: str, path: str, *, idempotency_key: str | None = None,
-              **kwargs: Any) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+              headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        headers = dict(headers or {})
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         return self._json(self._send(method, path, headers=headers, **kwargs))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -175,12 +223,23 @@ class Client:
         return response.json()
 
 
-def _artefacts_root(value: str | os.PathLike[str] | None) -> Path:
+def _asset_scores(scores: Mapping[str, float] | Any) -> tuple[list[str], list[float]]:
+    if isinstance(scores, Mapping):
+        return [str(a) for a in scores], [float(v) for v in scores.values()]
+    return [str(a) for a in scores["asset"]], [float(v) for v in scores["score"]]
+
+
+def _scores_json(assets: list[str], values: list[float]) -> bytes:
+    """``{"scores": {...}}`` with every pair kept (a repeated asset reaches the server, which
+    refuses it, rather than silently replacing the first) and NaN/inf written out as such."""
+    pairs = ",".join(f"{json.dumps(a)}:{json.dumps(v)}" for a, v in zip(assets, values,
+                                                                      strict=True))
+    return ('{"scores":{' + pairs + "}}").encode("utf-8")
+
+
+def _artefacts_root(value: str | os.PathLike[str] | None) -> Path | None:
     root = value if value is not None else os.environ.get("PODIUM_ARTEFACTS_ROOT")
-    if not root:
-        raise errors.ConfigError("load_champion needs the artefacts root: pass artefacts_root= "
-                                 "or set $PODIUM_ARTEFACTS_ROOT")
-    return Path(root)
+    return Path(root) if root else None
 
 
 def _default_loader(bundle: Path) -> Any:
@@ -192,13 +251,14 @@ def _default_loader(bundle: Path) -> Any:
 class ChampionPredictor:
     """A track's champion, loaded, that follows promotions: ``predict(features) -> scores``."""
 
-    def __init__(self, client: Client, track: str, *, artefacts_root: Path,
-                 refresh_seconds: float = 5.0, loader: Callable[[Path], Any] | None = None
-                 ) -> None:
+    def __init__(self, client: Client, track: str, *, artefacts_root: Path | None,
+                 refresh_seconds: float = 5.0, loader: Callable[[Path], Any] | None = None,
+                 external_loader: ExternalLoader | None = None) -> None:
         self.client, self.track = client, validate_slug(track, what="track")
-        self.artefacts_root = Path(artefacts_root)
+        self.artefacts_root = Path(artefacts_root) if artefacts_root is not None else None
         self.refresh_seconds = refresh_seconds
         self._loader = loader or _default_loader
+        self._external_loader = external_loader
         self._lock = threading.Lock()
         self._etag: str | None = None
         self._checked_at = 0.0
@@ -272,6 +332,17 @@ class ChampionPredictor:
         from registry.integrity import bundle_dir, verify_bundle
 
         version_id = validate_version_id(champion["version_id"])
+        if champion.get("kind") == "external":  # no bundle: the caller knows how to load it
+            if self._external_loader is None:
+                raise errors.ConfigError(
+                    f"champion {version_id} of {self.track} is an external version (artefact "
+                    f"{champion['provenance'].get('uri') or champion['provenance'].get('digest')}"
+                    "): pass external_loader= to load it from its provenance",
+                    code="external_loader_required")
+            return version_id, self._external_loader(champion)
+        if self.artefacts_root is None:
+            raise errors.ConfigError("load_champion needs the artefacts root: pass "
+                                     "artefacts_root= or set $PODIUM_ARTEFACTS_ROOT")
         bundle = bundle_dir(self.artefacts_root, track=self.track, version_id=version_id)
         expected = self.artefacts_root / champion["bundle_path"]
         if expected.resolve() != bundle.resolve():
@@ -284,16 +355,21 @@ class ChampionPredictor:
 def load_champion(track: str, *, url: str | None = None, token: str | None = None,
                   artefacts_root: str | os.PathLike[str] | None = None,
                   refresh_seconds: float = 5.0,
-                  loader: Callable[[Path], Any] | None = None) -> ChampionPredictor:
+                  loader: Callable[[Path], Any] | None = None,
+                  external_loader: ExternalLoader | None = None) -> ChampionPredictor:
     """A predictor for ``track``'s champion that swaps to a new champion without a restart.
 
     ``url``/``token`` default to ``$PODIUM_URL``/``$PODIUM_TOKEN``; ``artefacts_root`` to
-    ``$PODIUM_ARTEFACTS_ROOT`` (the shared storage the bundles live on).
+    ``$PODIUM_ARTEFACTS_ROOT`` (the shared storage the bundles live on). An external champion
+    has no bundle: ``external_loader(champion)`` gets its metadata (``version_id``,
+    ``provenance`` with the artefact's ``uri``, ``digest`` and ``metadata``, ``description``)
+    and returns an object with ``predict``; without one, an external champion is refused.
     """
     client = Client(url, token)
     try:
         return client.load_champion(track, artefacts_root=artefacts_root,
-                                    refresh_seconds=refresh_seconds, loader=loader)
+                                    refresh_seconds=refresh_seconds, loader=loader,
+                                    external_loader=external_loader)
     except BaseException:
         client.close()
         raise

@@ -40,6 +40,13 @@ JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print JSON on stdout (for scripts and CI) instead of a table.")]
 TrackOption = Annotated[str | None, typer.Option(
     "--track", metavar="TRACK", help="Only this track.", show_default=False)]
+# The commands that go through the REST API
+UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL", metavar="URL",
+                                        help="The registry's URL ($PODIUM_URL).")]
+TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
+                                                 metavar="TOKEN",
+                                                 help="A bearer token ($PODIUM_TOKEN).",
+                                                 show_default=False)]
 
 
 def _show_version(value: bool) -> None:

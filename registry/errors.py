@@ -94,6 +94,16 @@ class RequestInProgress(PodiumError):
     code, status, title = "idempotency_in_progress", 409, "Request in progress"
 
 
+class LookAhead(PodiumError):
+    """Predictions for a day whose outcome is already known: refused, never stored."""
+
+    code, status, title = "outcome_landed", 409, "Outcome already landed"
+
+
+class UnsupportedMediaType(PodiumError):
+    code, status, title = "unsupported_media_type", 415, "Unsupported media type"
+
+
 def describe_invalid_fields(errors: Iterable[Mapping[str, Any]]) -> str:
     """Pydantic's validation errors (``exc.errors()``) on one line: ``a.b: msg; c: msg``."""
     return "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: "

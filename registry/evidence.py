@@ -1,5 +1,6 @@
 """A track's shadow evidence, read from the database: settled days in, the scorer's gate decision
-and leaderboard out.
+and leaderboard out. Both are stored and served again until their inputs change
+(``registry.judged_tracks``).
 
 This is the I/O half; the scorer does the maths (``scorer.gate``, ``scorer.leaderboard``). Pandas
 and scipy come with it, so callers import this module on first use. A challenger is judged
@@ -18,6 +19,7 @@ import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from registry import judged_tracks
 from registry.config import PodiumConfig
 from registry.errors import NotFound
 from registry.ids import validate_slug
@@ -72,11 +74,23 @@ def judge_track(session: Session, *, track: str, config: PodiumConfig,
     versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
     if not versions:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
+    key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json(),
+                                   spa_reps)
+    decision, daily = judged_tracks.stored(
+        session, track=track, kind="judgement", key=key,
+        compute=lambda: _judge(session, versions, track=track, config=config,
+                               spa_reps=spa_reps))
+    return decision, versions, daily
+
+
+def _judge(session: Session, versions: list[ModelVersion], *, track: str,
+           config: PodiumConfig, spa_reps: int
+           ) -> tuple[GateDecision | None, dict[str, pd.DataFrame]]:
     daily = daily_scores(session, [v.version_id for v in versions])
     champion = next((v for v in versions if v.state == State.CHAMPION.value), None)
     challengers = [v.version_id for v in versions if v.state == State.CHALLENGER.value]
     if not challengers:
-        return None, versions, daily
+        return None, daily
     trials = [v for v, frame in daily.items() if len(frame) > 1]
     sharpes = [s for v in trials if np.isfinite(s := daily_sharpe(daily[v]["net"].to_numpy()))]
     since = champion_first_day(session, champion)
@@ -87,12 +101,21 @@ def judge_track(session: Session, *, track: str, config: PodiumConfig,
         n_trials=max(len(trials), 1),
         trial_sharpes=sharpes if len(sharpes) > 1 else None, spa_reps=spa_reps,
     )
-    return decision, versions, daily
+    return decision, daily
 
 
 def read_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:
     """The track's leaderboard from its settled shadow days: champion first, then challengers
     by verdict and mean net, retired last (JSON-safe)."""
+    validate_slug(track, what="track")
+    versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
+    key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json())
+    return judged_tracks.stored(session, track=track, kind="leaderboard", key=key,
+                                compute=lambda: _leaderboard(session, track=track,
+                                                             config=config))
+
+
+def _leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:
     decision, versions, daily = judge_track(session, track=track, config=config)
     entries = [VersionEntry(v.version_id, v.state, v.spec_name or "-", v.train_cutoff)
                for v in versions]

@@ -1,4 +1,5 @@
-"""Where a version's bundle lives, and whether its files are what was registered."""
+"""Where a version's bundle lives, and whether its files (or, for an external version, its
+provenance) are what was registered."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 from registry.errors import IntegrityFailure, InvalidInput
 from registry.ids import validate_slug, validate_version_id
+from registry.models import ModelVersion
+from registry.provenance import verify_provenance
 from trainer.checksums import IntegrityError, verified_digest
 
 
@@ -35,6 +38,15 @@ def verify_bundle(path: Path, *, expected_digest: str | None = None,
         return verified_digest(path, expected_digest=expected_digest)
     except IntegrityError as exc:
         raise IntegrityFailure(_relative_to(str(exc), artefacts_root)) from None
+
+
+def verify_version(artefacts_root: Path, version: ModelVersion) -> str:
+    """A version's integrity before it serves: its bundle's files for a built-in version; for
+    an external one (no bundle), its registered provenance against its fingerprint."""
+    if version.kind == "external":
+        return verify_provenance(version)
+    return verify_bundle(Path(artefacts_root) / version.bundle_path,
+                         expected_digest=version.bundle_digest, artefacts_root=artefacts_root)
 
 
 def _relative_to(message: str, artefacts_root: Path | None) -> str:

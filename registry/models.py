@@ -24,6 +24,7 @@ SQLModel.metadata.naming_convention = {
 }
 JSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 STATES = ("challenger", "champion", "retired")
+KINDS = ("builtin", "external")  # trained by Podium's trainer (a bundle), or anywhere else
 
 
 def utcnow() -> dt.datetime:
@@ -50,6 +51,7 @@ class ModelVersion(SQLModel, table=True):
         sa.CheckConstraint(
             "state IN ('challenger', 'champion', 'retired')", name="state"
         ),
+        sa.CheckConstraint("kind IN ('builtin', 'external')", name="kind"),
     )
 
     version_id: str = Field(primary_key=True, sa_type=sa.String(80))
@@ -66,6 +68,12 @@ class ModelVersion(SQLModel, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     champion_since: dt.datetime | None = Field(default=None,
                                                sa_type=sa.DateTime(timezone=True))
+    # An external version has no bundle (empty bundle_path and bundle_digest): it competes
+    # through submitted predictions, and its provenance (artefact URI and/or digest, free-form
+    # metadata, description) is what was registered, covered by its fingerprint.
+    kind: str = Field(default="builtin", sa_type=sa.String(16),
+                      sa_column_kwargs={"server_default": "builtin"})
+    provenance: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -102,6 +110,25 @@ class ShadowScore(SQLModel, table=True):
     rank_ic: float | None = None
     n_assets: int
     settled_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class PredictionSubmission(SQLModel, table=True):
+    """One day of an external version's submitted predictions: when they arrived, and what.
+
+    ``day`` is the day whose returns the scores forecast; they are accepted only before that
+    day lands, once (the primary key), and kept as Parquet beside the built-in predictions.
+    """
+
+    __tablename__ = "prediction_submission"
+
+    version_id: str = Field(foreign_key="model_version.version_id", primary_key=True,
+                            sa_type=sa.String(80))
+    day: dt.date = Field(primary_key=True, sa_type=sa.Date())
+    arrived_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    n_assets: int
+    n_unknown: int
+    digest: str = Field(sa_type=sa.String(64))
+    actor: str = Field(sa_type=sa.String(128))
 
 
 class ShadowLease(SQLModel, table=True):

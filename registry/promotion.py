@@ -29,7 +29,7 @@ from registry import store
 from registry.config import PodiumConfig
 from registry.db import read_session, write_session
 from registry.errors import ChampionChanged, GateRejected, PodiumError, Unavailable
-from registry.integrity import verify_bundle
+from registry.integrity import verify_version
 from registry.lifecycle import Action, State, next_state
 from registry.models import utcnow
 from registry.store import NO_CHAMPION, Transition
@@ -109,8 +109,7 @@ def promote_version(session: Session, *, version_id: str, actor: str, reason: st
             request_id=request_id, gate_report=gate.as_record() if gate else None))
         session.commit()
         raise refusal
-    verify_bundle(artefacts_root / version.bundle_path, expected_digest=version.bundle_digest,
-                  artefacts_root=artefacts_root)
+    verify_version(artefacts_root, version)
     now = utcnow()
     if champion is not None:
         champion.state = next_state(Action.DISPLACE, State.CHAMPION).value

@@ -27,7 +27,7 @@ from registry.errors import (
     NotFound,
 )
 from registry.ids import parse_version_id, validate_slug, validate_version_id
-from registry.integrity import bundle_dir, relative_bundle_path, verify_bundle
+from registry.integrity import bundle_dir, relative_bundle_path, verify_bundle, verify_version
 from registry.lifecycle import Action, State, next_state
 from registry.models import AuditEntry, ModelVersion, Track, utcnow
 from trainer.jsonsafe import finite_or_null
@@ -140,8 +140,7 @@ def register_version(
     digest = verify_bundle(path, artefacts_root=artefacts_root)
     existing = session.get(ModelVersion, version_id)
     if existing is not None:
-        return _same_or_conflict(existing, fingerprint), False
-    _ensure_track(session, track)
+        return same_or_conflict(existing, fingerprint), False
     now = utcnow()
     version = ModelVersion(
         version_id=version_id, track=track, label=parsed.label, train_cutoff=parsed.train_cutoff,
@@ -149,19 +148,28 @@ def register_version(
         spec_name=spec_name, bundle_path=relative_bundle_path(artefacts_root, path),
         bundle_digest=digest, details=finite_or_null(details or {}), created_at=now, updated_at=now,
     )
+    return add_version(session, version, actor=actor, reason="registered",
+                       request_id=request_id)
+
+
+def add_version(session: Session, version: ModelVersion, *, actor: str, reason: str,
+                request_id: str | None = None) -> tuple[ModelVersion, bool]:
+    """Insert a new challenger and its audit entry in one transaction; a concurrent insert of
+    the same id resolves as :func:`register_version` does. Returns ``(version, created)``."""
+    _ensure_track(session, version.track)
     session.add(version)
     session.flush()  # the version row before its audit entry (foreign key)
-    audit = audit_entry(version, Action.REGISTER, None, actor=actor, reason="registered",
-                   request_id=request_id)
+    audit = audit_entry(version, Action.REGISTER, None, actor=actor, reason=reason,
+                        request_id=request_id)
     session.add(audit)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = session.get(ModelVersion, version_id)
+        existing = session.get(ModelVersion, version.version_id)
         if existing is None:
             raise
-        return _same_or_conflict(existing, fingerprint), False
+        return same_or_conflict(existing, version.fingerprint), False
     return version, True
 
 
@@ -212,8 +220,7 @@ def rollback_track(session: Session, *, track: str, actor: str, reason: str,
     previous = session.get(ModelVersion, previous_id)
     if previous is None or previous.state != State.RETIRED.value:
         raise _no_previous(champion, track)
-    verify_bundle(artefacts_root / previous.bundle_path,
-                  expected_digest=previous.bundle_digest, artefacts_root=artefacts_root)
+    verify_version(artefacts_root, previous)
     now = utcnow()
     champion.state = next_state(Action.ROLLBACK, State.CHAMPION).value
     champion.updated_at = now
@@ -248,7 +255,7 @@ def require_reason(reason: str, what: str) -> None:
         raise InvalidInput(f"{what} needs a reason", code="reason_required")
 
 
-def _same_or_conflict(existing: ModelVersion, fingerprint: str) -> ModelVersion:
+def same_or_conflict(existing: ModelVersion, fingerprint: str) -> ModelVersion:
     if existing.fingerprint != fingerprint:
         raise AlreadyExists(
             f"version {existing.version_id} already exists with a different fingerprint "

@@ -31,6 +31,7 @@ from registry.errors import IntegrityFailure
 from registry.models import ModelVersion, ShadowError
 from scorer.portfolio import ranked_book
 from scorer.settings import PortfolioSettings
+from shadow.external import materialise_submissions
 from shadow.predictions import PredictionStore
 from shadow.scores import ScoreRows, insert_scores
 from shadow.settle import Predicted, Settler, VersionOutcome
@@ -108,6 +109,10 @@ class Pipeline:
     def prepare(self, version: ModelVersion) -> Work:
         """Which days ``version`` has to predict, and its model, verified and restored (an
         integrity failure is recorded, and the version is left out of this run)."""
+        if is_external(version):  # its submitted days that have landed become its predictions
+            materialise_submissions(self.engine, self.predictions, version, self.view.days,
+                                    artefacts_root=self.artefacts_root,
+                                    quantile=self.portfolio.quantile)
         predicted = self.predictions.predicted_days(version.track, version.version_id)
         done, cutoff = set(predicted), version.train_cutoff
         pending = ([] if is_external(version)

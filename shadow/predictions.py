@@ -136,3 +136,46 @@ def _span(path: Path) -> tuple[np.datetime64 | None, np.datetime64 | None]:
     except ValueError:
         return None, None
     return np.datetime64(first, "D"), np.datetime64(last, "D")
+
+
+SUBMITTED_SCHEMA = pa.schema([("day", pa.date32()), ("asset", pa.string()),
+                              ("score", pa.float64()),
+                              ("arrived_at", pa.timestamp("us", tz="UTC"))])
+
+
+class SubmittedPredictions:
+    """An external version's submitted days as Parquet:
+    ``shadow/submissions/<track>/<version_id>/<YYYYMMDD>.parquet``, one file per day whose
+    returns the scores forecast (columns day, asset, score, arrived_at), written atomically and
+    never rewritten."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, track: str, version_id: str, day: dt.date) -> Path:
+        return (self.root / validate_slug(track, what="track") / validate_version_id(version_id)
+                / f"{day:%Y%m%d}.parquet")
+
+    def write(self, track: str, version_id: str, *, day: dt.date, assets: Sequence[str],
+              scores: np.ndarray, arrived_at: dt.datetime) -> Path:
+        target = self.path(track, version_id, day)
+        table = pa.table({
+            "day": pa.array([day] * len(assets), pa.date32()),
+            "asset": pa.array(list(assets), pa.string()),
+            "score": pa.array(np.asarray(scores, dtype=np.float64)),
+            "arrived_at": pa.array([arrived_at] * len(assets), pa.timestamp("us", tz="UTC")),
+        }, schema=SUBMITTED_SCHEMA)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    def read(self, track: str, version_id: str, day: dt.date) -> tuple[list[str], np.ndarray]:
+        """``(assets, scores)`` submitted for ``day``."""
+        table = pq.read_table(self.path(track, version_id, day), columns=["asset", "score"])
+        return table.column("asset").to_pylist(), table.column("score").to_numpy()

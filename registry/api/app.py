@@ -26,6 +26,7 @@ from registry.api.middleware import (
 from registry.api.problems import install_problem_handlers
 from registry.api.routes import (
     events,
+    external,
     health,
     page,
     signin,
@@ -86,8 +87,10 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
     install_problem_handlers(app)
-    for router in (health.router, tracks.router, versions.router, events.router,
-                   webhooks.router):
+    # external before versions: its GET /versions/{id}/predictions would match versions' last
+    # route, GET /versions/{version_id:path}, otherwise
+    for router in (health.router, tracks.router, external.router, versions.router,
+                   events.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (page.router, version_page.router, track_list_page.router, signin.router,
                    static.router):  # the pages, outside the API

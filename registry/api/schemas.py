@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from registry.ids import VERSION_ID_JSON_PATTERN, validate_version_id
+from registry.ids import SLUG_JSON_PATTERN, VERSION_ID_JSON_PATTERN, validate_version_id
+from registry.provenance import DIGEST_PATTERN, MAX_DESCRIPTION, MAX_URI, URI_PATTERN
 from registry.store import as_utc
 
 MAX_REASON = 2000
@@ -40,6 +41,10 @@ class ModelVersionPublic(_Public):
     created_at: UtcDateTime
     updated_at: UtcDateTime
     champion_since: UtcDateTime | None
+    kind: str = Field("builtin", description="builtin (a bundle) or external (trained anywhere; "
+                      "its bundle_path and bundle_digest are empty)")
+    provenance: dict[str, Any] | None = Field(
+        None, description="an external version's artefact uri, digest and metadata")
 
 
 class ChampionPublic(_Public):
@@ -50,6 +55,11 @@ class ChampionPublic(_Public):
     bundle_path: str
     bundle_digest: str
     champion_since: UtcDateTime | None
+    kind: str = Field("builtin", description="builtin, or external: no bundle; load it from "
+                      "its provenance")
+    provenance: dict[str, Any] | None = Field(
+        None, description="external only: artefact uri, digest and metadata")
+    description: str | None = Field(None, description="external only")
 
 
 class AuditEntryPublic(_Public):
@@ -220,3 +230,52 @@ class EventPublic(BaseModel):
 class EventPage(BaseModel):
     items: list[EventPublic]
     next: str | None = None
+
+
+class ExternalVersionRequest(_Request):
+    """A model trained anywhere: what identifies it (its fingerprint covers all of it). Its
+    provenance is an artefact ``uri``, a ``digest``, or both."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["uri"], "properties": {"uri": {"type": "string"}}},
+        {"required": ["digest"], "properties": {"digest": {"type": "string"}}}]})
+
+    track: str = Field(..., json_schema_extra={"pattern": SLUG_JSON_PATTERN})
+    label: str = Field(..., json_schema_extra={"pattern": SLUG_JSON_PATTERN})
+    train_cutoff: dt.date = Field(..., description="the last day of data it was trained on")
+    description: str = Field("", max_length=MAX_DESCRIPTION,
+                             json_schema_extra={"pattern": r"^[^\u0000]*$"})
+    uri: str | None = Field(None, max_length=MAX_URI, description="where its artefact lives",
+                            json_schema_extra={"pattern": URI_PATTERN})
+    digest: str | None = Field(None, description="its artefact's digest, e.g. sha256:<hex>",
+                               json_schema_extra={"pattern": DIGEST_PATTERN})
+    metadata: dict[str, Any] = Field(default_factory=dict, description="free-form JSON")
+
+    _description = field_validator("description")(_no_nul)
+
+    @field_validator("train_cutoff", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if not isinstance(value, str | dt.date):  # a number is not a day (no timestamps)
+            raise ValueError("must be a date, YYYY-MM-DD")
+        return value
+
+
+class SubmissionPublic(_Public):
+    version_id: str
+    day: dt.date = Field(description="the day whose returns the scores forecast")
+    arrived_at: UtcDateTime
+    n_assets: int = Field(description="scores kept (assets in the track's universe)")
+    n_unknown: int = Field(description="scores ignored: assets not in the track's universe")
+    digest: str
+    actor: str
+
+
+class SubmissionReceipt(BaseModel):
+    submission: SubmissionPublic
+    created: bool = Field(description="false: the same predictions were already stored")
+    unknown_assets: list[str] = Field(description="the first few ignored assets")
+
+
+class SubmissionList(BaseModel):
+    items: list[SubmissionPublic]

@@ -17,6 +17,7 @@ from registry.db import write_session
 from registry.models import ShadowLease, utcnow
 from shadow.cli import LEASE_HELD
 from shadow.lease import LeaseHeartbeat, acquire_lease, current_lease, lease_holder, new_holder
+from shadow.runner import lease_name
 from tests.registry.test_cli import BIN
 
 
@@ -85,7 +86,8 @@ def test_the_holder_is_named_by_host_pid_and_since(engine: Engine) -> None:
 
 def test_shadow_run_exits_3_naming_the_holder_when_another_runner_holds_the_lease(
         db_url: str, engine: Engine, tmp_path: Path) -> None:
-    assert acquire_lease(engine, holder="worker-7:4242:abcdef", seconds=600) is not None
+    assert acquire_lease(engine, holder="worker-7:4242:abcdef", seconds=600,
+                         name=lease_name("equities-daily")) is not None  # the default track
     (tmp_path / "podium.yaml").write_text("artefacts_root: artefacts\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
     result = subprocess.run([str(BIN / "shadow"), "run"], cwd=tmp_path, capture_output=True,

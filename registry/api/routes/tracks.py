@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -41,7 +42,7 @@ from registry.api.transitions import transition_body
 from registry.auth import require_scope
 from registry.db import is_sqlite, read_session, translate_db_errors, write_session
 from registry.errors import NotFound
-from registry.ids import SLUG_JSON_PATTERN, validate_slug
+from registry.ids import SLUG_JSON_PATTERN, canonical_json, validate_slug
 from registry.lifecycle import State
 from registry.models import ModelVersion, Track
 
@@ -101,7 +102,8 @@ router.add_api_route(
                **problem_responses(401, 404, 422, 503)})
 
 
-_CHAMPION_FIELDS = ("version_id", "track", "bundle_path", "bundle_digest", "champion_since")
+_CHAMPION_FIELDS = ("version_id", "track", "bundle_path", "bundle_digest", "champion_since",
+                    "kind")
 _CHAMPION_QUERY = select(*(getattr(ModelVersion, f) for f in _CHAMPION_FIELDS)).where(
     *store.champion_criteria(bindparam("track")))
 
@@ -128,7 +130,13 @@ def champion_answer(engine: Engine, track: str) -> tuple[bytes, str]:
         with read_session(engine) as session:
             version = store.resolve_champion(session, track)
             row = tuple(getattr(version, f) for f in _CHAMPION_FIELDS)
-    return _render(tuple(row))
+    external = ""
+    if row[-1] == "external":  # its provenance too (a JSON column: read through the ORM)
+        with read_session(engine) as session:
+            version = store.get_version(session, row[0])
+            external = canonical_json({"provenance": version.provenance,
+                                       "description": version.details.get("description")})
+    return _render(tuple(row), external)
 
 
 @functools.cache
@@ -139,12 +147,15 @@ def _compiled(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
 
 
 @functools.lru_cache(maxsize=256)
-def _render(row: tuple) -> tuple[bytes, str]:
-    body = ChampionPublic.model_validate(dict(zip(_CHAMPION_FIELDS, row, strict=True)))
+def _render(row: tuple, external: str = "") -> tuple[bytes, str]:
+    body = ChampionPublic.model_validate({**dict(zip(_CHAMPION_FIELDS, row, strict=True)),
+                                          **(json.loads(external) if external else {})})
     etag = '"' + hashlib.sha256(
-        f"{body.version_id}|{body.bundle_digest}|{body.champion_since}".encode()
+        f"{body.version_id}|{body.bundle_digest}|{body.champion_since}|{external}".encode()
     ).hexdigest()[:32] + '"'
-    return body.model_dump_json().encode(), etag
+    # a built-in champion's answer stays as lean as ever: the external fields only for those
+    lean = {"kind", "provenance", "description"} if body.kind != "external" else None
+    return body.model_dump_json(exclude=lean).encode(), etag
 
 
 @router.get("/{track:path}/audit", response_model=AuditPage,

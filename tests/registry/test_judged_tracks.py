@@ -1,0 +1,49 @@
+"""A track's judgement is stored and served again until a settle, promotion or rollback."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from registry import store
+from registry.db import read_session, write_session
+from registry.evidence import judge_track, read_leaderboard
+from registry.promotion import promote
+from tests.registry.test_promotion import TRACK, _settle, config  # noqa: F401 (a fixture)
+
+
+def _board(engine, config) -> dict:  # noqa: F811 (the fixture's value)
+    with read_session(engine) as session:
+        return read_leaderboard(session, track=TRACK, config=config)
+
+
+def _judged(engine, config):  # noqa: F811
+    with read_session(engine) as session:
+        return judge_track(session, track=TRACK, config=config)
+
+
+def test_the_leaderboard_is_served_from_store_until_its_inputs_change(
+        engine, config, register) -> None:  # noqa: F811
+    champion, challenger = register("v1-linear"), register("v2-linear")
+    promote(engine, version_id=champion, actor="ops", reason="first", config=config, force=True)
+    rng = np.random.default_rng(3)
+    _settle(engine, champion, rng.normal(0.0, 0.01, 120))
+    first = _board(engine, config)
+    assert _board(engine, config) is first  # nothing changed: the stored result
+    assert _judged(engine, config)[0] is _judged(engine, config)[0]
+    _settle(engine, challenger, rng.normal(0.004, 0.01, 120))  # a shadow run settles
+    settled = _board(engine, config)
+    assert settled is not first
+    rows = {row["version_id"]: row for row in settled["rows"]}
+    assert rows[challenger]["metrics"]["days"] == 120
+    assert _board(engine, config) is settled
+    promote(engine, version_id=challenger, actor="alice", reason="better", config=config)
+    promoted = _board(engine, config)  # a promotion changes states: judged again
+    assert promoted is not settled
+    assert {r["version_id"]: r["state"] for r in promoted["rows"]} == {
+        champion: "retired", challenger: "champion"}
+    with write_session(engine) as session:  # a rollback
+        store.rollback_track(session, track=TRACK, actor="ops", reason="undo",
+                             artefacts_root=config.artefacts_root)
+    rolled = _board(engine, config)
+    assert {r["version_id"]: r["state"] for r in rolled["rows"]} == {
+        champion: "champion", challenger: "retired"}
