@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -14,21 +14,39 @@ from registry.backup import backup_sqlite, check_schema, restore_sqlite
 from registry.client import DEFAULT_URL, Client
 from registry.console import (
     ConfigOption,
+    DebugOption,
+    JsonOption,
+    LogLevel,
     TokenOption,
+    TrackOption,
     UrlOption,
+    VersionOption,
+    check_track,
     console,
     err_console,
     get_config,
     new_app,
+    print_json,
     run,
     table,
 )
 from registry.db import make_engine, read_session, safe_url, translate_db_errors, write_session
 from registry.external_cli import external_app
+from registry.gate_cli import print_gate
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 
-app = new_app("Podium's model registry: versions, champions, promotions and their audit log.")
+app = new_app("Podium's model registry: versions, champions, promotions and their audit log.",
+              completion=True)
+State = Literal["challenger", "champion", "retired"]
+Scope = Literal["read", "promote", "admin"]
+LimitOption = Annotated[int, typer.Option(min=1, max=store.MAX_PAGE, metavar="N",
+                                          help="At most this many rows.")]
+
+
+@app.callback()
+def main_options(version: VersionOption = False, debug: DebugOption = False) -> None:
+    """Podium's model registry: versions, champions, promotions and their audit log."""
 
 
 @app.command()
@@ -79,18 +97,26 @@ def restore(
 @app.command()
 def versions(
     config: ConfigOption = None,
-    track: str | None = typer.Option(None, help="Only this track."),
-    state: str | None = typer.Option(None, help="challenger, champion or retired."),
-    limit: int = typer.Option(100, min=1, max=store.MAX_PAGE, help="At most this many rows."),
+    track: TrackOption = None,
+    state: Annotated[State | None, typer.Option(help="Only versions in this state.",
+                                                show_default=False)] = None,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
 ) -> None:
     """List model versions, newest first."""
+    from registry.api.schemas import ModelVersionPublic
+
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
         with read_session(engine) as session:
+            check_track(track, store.list_tracks(session))
             rows = store.list_versions(session, track=track, state=state, limit=limit)
     finally:
         engine.dispose()
+    if as_json:
+        print_json([ModelVersionPublic.model_validate(v).model_dump(mode="json") for v in rows])
+        return
     console.print(table(
         f"{len(rows)} version(s)",
         ["version", "track", "state", "spec", "train cutoff", "registered (UTC)"],
@@ -102,17 +128,24 @@ def versions(
 @app.command()
 def audit(
     config: ConfigOption = None,
-    track: str | None = typer.Option(None, help="Only this track."),
-    limit: int = typer.Option(50, min=1, max=store.MAX_PAGE, help="At most this many rows."),
+    track: TrackOption = None,
+    limit: LimitOption = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the audit log (transitions and refused promotions), newest first."""
+    from registry.api.schemas import AuditEntryPublic
+
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
         with read_session(engine) as session:
+            check_track(track, store.list_tracks(session))
             rows = store.list_audit(session, track=track, limit=limit)
     finally:
         engine.dispose()
+    if as_json:
+        print_json([AuditEntryPublic.model_validate(e).model_dump(mode="json") for e in rows])
+        return
     console.print(table(
         f"{len(rows)} audit entr{'y' if len(rows) == 1 else 'ies'}",
         ["#", "when (UTC)", "track", "action", "version", "from → to", "displaced", "actor",
@@ -126,16 +159,25 @@ def audit(
 token_app = new_app("API tokens (bearer; scopes read ⊂ promote ⊂ admin).")
 app.add_typer(token_app, name="token")
 
+ReasonOption = Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                           help="Why (kept in the audit log).")]
+
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Option("--name", help="Who holds it (the audit's actor).")],
-    scope: Annotated[str, typer.Option("--scope", help="read, promote or admin.")],
+    name: Annotated[str | None, typer.Argument(
+        metavar="NAME", help="Who holds it (the audit's actor).", show_default=False)] = None,
+    scope: Annotated[Scope, typer.Option("--scope", help="What it may do.")] = ...,
+    name_option: Annotated[str | None, typer.Option(
+        "--name", metavar="NAME", hidden=True, help="The same as NAME.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Create a token and print it once; only its SHA-256 is stored."""
+    """Create a token and print it once; only its SHA-256 is stored.
+
+    `registry token create ci-deployer --scope promote` (`--name NAME` is accepted too)."""
     from registry.auth import create_token
 
+    name = _one_name(name, name_option)
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
@@ -148,8 +190,18 @@ def token_create(
                       "this once: store it now", markup=False)
 
 
+def _one_name(argument: str | None, option: str | None) -> str:
+    if argument is not None and option is not None and argument != option:
+        raise typer.BadParameter(f"two names given ({argument!r} and --name {option!r})",
+                                 param_hint="NAME")
+    name = argument if argument is not None else option
+    if name is None:
+        raise typer.BadParameter("missing: give the token's NAME", param_hint="NAME")
+    return name
+
+
 @token_app.command("list")
-def token_list(config: ConfigOption = None) -> None:
+def token_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List the tokens by name, revoked ones included.
 
     Shows each token's name, scope and dates: never a token or its hash."""
@@ -162,6 +214,12 @@ def token_list(config: ConfigOption = None) -> None:
             rows = list_tokens(session)
     finally:
         engine.dispose()
+    if as_json:
+        print_json([{"name": t.name, "scope": t.scope,
+                     "created_at": as_utc(t.created_at).isoformat(),
+                     "revoked_at": as_utc(t.revoked_at).isoformat() if t.revoked_at else None}
+                    for t in rows])
+        return
     console.print(table(
         f"{len(rows)} token(s)",
         ["name", "scope", "created (UTC)", "revoked (UTC)"],
@@ -172,7 +230,8 @@ def token_list(config: ConfigOption = None) -> None:
 
 @token_app.command("revoke")
 def token_revoke(
-    name: Annotated[str, typer.Argument(help="The token's name (see `registry token list`).")],
+    name: Annotated[str, typer.Argument(metavar="NAME",
+                                        help="The token's name (see `registry token list`).")],
     config: ConfigOption = None,
 ) -> None:
     """Revoke a token; running servers refuse it within 5 s.
@@ -196,9 +255,11 @@ def token_revoke(
 @app.command()
 def serve(
     config: ConfigOption = None,
-    host: Annotated[str | None, typer.Option(help="Interface (default: server.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    host: Annotated[str | None, typer.Option(metavar="HOST",
+                                             help="Interface (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, metavar="PORT",
+                                             help="Port (default: server.port).")] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="How much the server logs.")] = "info",
 ) -> None:
     """Serve the REST API (and OpenAPI at /docs) in one process."""
     import logging
@@ -237,69 +298,82 @@ def _shadow_job(settings):
 
 @app.command()
 def promote(
-    version_id: Annotated[str, typer.Argument(help="The challenger to promote.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    version_id: Annotated[str, typer.Argument(metavar="VERSION_ID",
+                                              help="The challenger to promote.")],
+    reason: ReasonOption,
     force: Annotated[bool, typer.Option("--force", help="Skip the gate (needs admin).")]
     = False,
     expect_champion: Annotated[str | None, typer.Option(
-        "--expect-champion", help="Refuse unless this is still the champion ('' for none).",
+        "--expect-champion", metavar="VERSION_ID",
+        help="Refuse unless this is still the champion ('' for none).",
         show_default=False)] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Promote a challenger through the REST API; prints the gate report."""
+    """Promote a challenger through the REST API; prints the gate's verdict rule by rule.
+
+    A refusal by the gate exits 1 after printing why (with --json: the refusal's problem
+    JSON, report included)."""
     from registry.errors import GateRejected
 
-    with Client(url, token) as client:
+    with _rest_client(url, token) as client:
         try:
             answer = client.promote(version_id, reason, force=force,
                                     expected_champion=expect_champion)
         except GateRejected as refused:  # the report, then the one-line refusal (exit 1)
-            _print_gate(refused.extra.get("gate"))
+            if as_json:
+                print_json({"code": refused.code, "detail": refused.detail, **refused.extra})
+            else:
+                print_gate(refused.extra.get("gate"))
             raise
-    _print_gate(answer.get("gate"))
-    _print_transition(answer)
+    _print_answer(answer, as_json=as_json)
 
 
 @app.command()
 def rollback(
-    track: Annotated[str, typer.Argument(help="The track to roll back.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    track: Annotated[str, typer.Argument(metavar="TRACK",
+                                         help="The track to roll back.")],
+    reason: ReasonOption,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Retire the champion and restore the one it replaced, through the REST API."""
-    with Client(url, token) as client:
-        _print_transition(client.rollback(track, reason))
+    with _rest_client(url, token) as client:
+        _print_answer(client.rollback(track, reason), as_json=as_json)
 
 
 @app.command()
 def retire(
-    version_id: Annotated[str, typer.Argument(help="The challenger to retire.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    version_id: Annotated[str, typer.Argument(metavar="VERSION_ID",
+                                              help="The challenger to retire.")],
+    reason: ReasonOption,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Retire a challenger through the REST API."""
-    with Client(url, token) as client:
-        _print_transition(client.retire(version_id, reason))
+    with _rest_client(url, token) as client:
+        _print_answer(client.retire(version_id, reason), as_json=as_json)
 
 
-def _print_gate(report: dict | None) -> None:
-    if not report:
+def _rest_client(url: str, token: str | None) -> Client:
+    """A client for a write over REST; without a token, say how to give one (exit 2)."""
+    if not token:
+        raise typer.BadParameter(
+            "this command needs a token: pass --token TOKEN or set $PODIUM_TOKEN (an admin "
+            "makes one with `registry token create NAME --scope promote`)",
+            param_hint="'--token'")
+    return Client(url, token)
+
+
+def _print_answer(answer: dict, *, as_json: bool) -> None:
+    if as_json:
+        print_json(answer)
         return
-    reasons = report.get("reasons") or []
-    rows = [(key, _cell(value)) for key, value in report.items() if key != "reasons"]
-    console.print(table(f"gate: {report.get('verdict', '?')}", ["field", "value"], rows))
-    for reason in reasons:
-        console.print(f"  - {reason}", markup=False)
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
+    print_gate(answer.get("gate"))
+    _print_transition(answer)
 
 
 def _print_transition(answer: dict) -> None:
@@ -322,11 +396,13 @@ def demo(
     no_serve: Annotated[bool, typer.Option(
         "--no-serve", help="Stop after the promotion and the curl lines instead of serving.")]
     = False,
-    host: Annotated[str | None, typer.Option(help="Interface (default: server.host).")] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST",
+                                             help="Interface (default: server.host).")] = None,
     port: Annotated[int | None, typer.Option(
-        min=0, max=65535, help="Port (default: server.port; 0 picks a free one).")] = None,
+        min=0, max=65535, metavar="PORT",
+        help="Port (default: server.port; 0 picks a free one).")] = None,
     tick_seconds: Annotated[int, typer.Option(
-        "--tick-seconds", min=1, max=3600,
+        "--tick-seconds", min=1, max=3600, metavar="SECONDS",
         help="While serving, a new market day lands and is scored this often.")] = 5,
 ) -> None:
     """Run the whole flow end to end: migrate, generate the market, train the incumbent (the

@@ -4,11 +4,13 @@ Errors come back as the registry's own domain errors (``NotFound``, ``ChampionCh
 ``GateRejected`` ...), rebuilt from the problem JSON's ``code`` and status, with the body's
 extra fields (e.g. the gate report) on ``error.extra``.
 
-``load_champion(track)`` returns a ``ChampionPredictor``: it resolves the track's champion,
-checks the bundle against the digest the registry holds, loads it with ``trainer.load_model``
-and, at most every ``refresh_seconds`` (a conditional GET that costs one indexed query and no
-body when nothing changed), notices a promotion and swaps to the new champion atomically. A
-new champion that fails to load is reported and the current one keeps serving.
+``load_champion(track)`` returns a ``ChampionPredictor`` (``predict(features)``, or
+``score_days(returns)`` straight from a DataFrame of daily returns): it resolves the track's
+champion, checks the bundle against the digest the registry holds, loads it with
+``trainer.load_model`` and, at most every ``refresh_seconds`` (a conditional GET that costs
+one indexed query and no body when nothing changed), notices a promotion and swaps to the new
+champion atomically. A new champion that fails to load is reported and the current one keeps
+serving.
 """
 
 from __future__ import annotations
@@ -286,9 +288,24 @@ class ChampionPredictor:
 
     def predict(self, features: Any) -> Any:
         """Scores from the current champion (re-resolved at most every ``refresh_seconds``)."""
+        return self._serving()[1].predict(features)
+
+    def score_days(self, returns: Any, days: Any = None) -> Any:
+        """Scores (index: day, columns: assets) of ``days`` (default: the last day given) from
+        a wide DataFrame of daily returns (index: dates, columns: assets), by the current
+        champion, its features computed by the training code from returns on or before each
+        day. ``scores.attrs["version_id"]`` names the champion that answered; a promotion is
+        picked up as by ``predict``."""
+        version_id, predictor = self._serving()
+        scores = predictor.score_days(returns, days)
+        scores.attrs["version_id"] = version_id
+        return scores
+
+    def _serving(self) -> tuple[str, Any]:
+        """The champion to answer with: ``(version_id, predictor)``, taken together."""
         if time.monotonic() - self._checked_at >= self.refresh_seconds:
             self.refresh()
-        return self._current[1].predict(features)
+        return self._current
 
     def refresh(self) -> bool:
         """Ask the registry now; swap if the champion changed. True when it swapped."""

@@ -7,12 +7,13 @@ shows the traceback of an unexpected failure.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -23,6 +24,8 @@ from typer.exceptions import TyperException
 from registry.config import PodiumConfig, load_config
 from registry.errors import PodiumError
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 console = Console(highlight=False, width=_WIDTH)
@@ -31,18 +34,40 @@ err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Configuration file (default: $PODIUM_CONFIG, "
-                 "./podium.yaml, ./sample.yaml).", show_default=False),
+                 "./podium.yaml, ./sample.yaml).", show_default=False, metavar="PATH"),
 ]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print JSON on stdout (for scripts and CI) instead of a table.")]
+TrackOption = Annotated[str | None, typer.Option(
+    "--track", metavar="TRACK", help="Only this track.", show_default=False)]
 # The commands that go through the REST API
-UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL",
+UrlOption = Annotated[str, typer.Option("--url", envvar="PODIUM_URL", metavar="URL",
                                         help="The registry's URL ($PODIUM_URL).")]
 TokenOption = Annotated[str | None, typer.Option("--token", envvar="PODIUM_TOKEN",
+                                                 metavar="TOKEN",
                                                  help="A bearer token ($PODIUM_TOKEN).",
                                                  show_default=False)]
 
 
-def new_app(help_text: str) -> typer.Typer:
-    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False,
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        print(f"podium {metadata.version('podium')}")
+        raise typer.Exit(0)
+
+
+VersionOption = Annotated[bool, typer.Option(
+    "--version", callback=_show_version, is_eager=True, help="Show the version and exit.")]
+# ``run`` takes --debug off the command line wherever it stands; declared only to be listed.
+DebugOption = Annotated[bool, typer.Option(
+    "--debug", help="On an unexpected failure, show the traceback (also PODIUM_DEBUG=1).")]
+
+
+def new_app(help_text: str, *, completion: bool = False) -> typer.Typer:
+    """A CLI (``completion``: with --install-completion / --show-completion, for the top
+    level of each command)."""
+    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=completion,
                        pretty_exceptions_enable=False, rich_markup_mode=None,
                        context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -77,6 +102,19 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for row in rows:
         out.add_row(*(safe_text(cell) for cell in row))
     return out
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout, whatever the terminal's width."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def check_track(track: str | None, known: Sequence[str]) -> None:
+    """A usage error (exit 2) for a track the registry does not know."""
+    if track is not None and track not in known:
+        listed = ", ".join(known) if known else "none yet"
+        raise typer.BadParameter(f"no track named {track!r} (tracks: {listed})",
+                                 param_hint="'--track'")
 
 
 def fail(message: str, *, exit_code: int = 1) -> typer.Exit:

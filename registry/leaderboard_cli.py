@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from registry.console import ConfigOption, console, get_config, table
+from registry.console import (
+    ConfigOption,
+    JsonOption,
+    check_track,
+    console,
+    get_config,
+    print_json,
+    table,
+)
 from registry.db import make_engine, read_session
 from registry.store import list_tracks
 
@@ -19,19 +29,32 @@ def _num(value: float | None, fmt: str = ".2f") -> str:
 
 def leaderboard(
     config: ConfigOption = None,
-    track: str | None = typer.Option(None, help="Only this track (default: every track)."),
+    track: Annotated[str | None, typer.Option(
+        metavar="TRACK", help="Only this track (default: every track).",
+        show_default=False)] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Rank each track's versions on shadow net return, champion first, with the gate verdict."""
+    """Rank each track's versions on shadow net return, champion first, with the gate verdict.
+
+    --json prints a list with one leaderboard per track, as GET /tracks/{track}/leaderboard
+    returns it (curves included)."""
     from registry.evidence import read_leaderboard  # scipy/pandas: only when asked
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
         with read_session(engine) as session:
-            tracks = [track] if track else list_tracks(session)
+            known = list_tracks(session)
+            check_track(track, known)
+            tracks = [track] if track else known
             boards = [read_leaderboard(session, track=t, config=settings) for t in tracks]
     finally:
         engine.dispose()
+    if as_json:
+        from registry.api.schemas import Leaderboard
+
+        print_json([Leaderboard.model_validate(b).model_dump(mode="json") for b in boards])
+        return
     if not boards:
         console.print("no tracks yet: train some specs with `zoo --all-active`")
     for board in boards:

@@ -14,7 +14,19 @@ import sys
 
 import typer
 
-from registry.console import ConfigOption, console, err_console, get_config, new_app, run, table
+from registry.console import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    VersionOption,
+    console,
+    err_console,
+    get_config,
+    new_app,
+    print_json,
+    run,
+    table,
+)
 from registry.db import make_engine
 from registry.errors import ConfigError, PodiumError
 from registry.progress_bars import scoring_bar
@@ -25,12 +37,20 @@ from trainer.dataset import land_days, open_feed
 LEASE_HELD = 3  # exit code: other runners hold the leases, nothing was done
 
 app = new_app("Podium's shadow runner: score every challenger beside the champion on the same "
-              "live days, net of cost.")
+              "live days, net of cost.", completion=True)
+
+
+@app.callback()
+def main_options(version: VersionOption = False, debug: DebugOption = False) -> None:
+    """Podium's shadow runner: score every challenger beside the champion on the same live
+    days, net of cost."""
 
 
 @app.command("run")
-def run_command(config: ConfigOption = None) -> None:
-    """Score everything pending (predict, then settle what has an outcome), then exit."""
+def run_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Score everything pending (predict, then settle what has an outcome), then exit.
+
+    --json prints the run's summary as JSON on stdout."""
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
@@ -38,7 +58,10 @@ def run_command(config: ConfigOption = None) -> None:
             result = run_shadow(settings, engine, progress=report)
     finally:
         engine.dispose()
-    _report(result)
+    if as_json:
+        print_json(_summary(result))
+    else:
+        _report(result)
     if result.errors:
         raise typer.Exit(max(error.exit_code for error in result.errors))
     if result.lease_busy:
@@ -50,9 +73,10 @@ def run_command(config: ConfigOption = None) -> None:
 @app.command()
 def feed(
     config: ConfigOption = None,
-    days: int = typer.Option(1, "--days", "-n", min=0, max=10_000,
+    days: int = typer.Option(1, "--days", "-n", min=0, max=10_000, metavar="N",
                              help="How many more market days to land."),
-    track: str | None = typer.Option(None, "--track", help="The synthetic track whose market "
+    track: str | None = typer.Option(None, "--track", metavar="TRACK",
+                                     help="The synthetic track whose market "
                                      "lands (default: the top-level track)."),
 ) -> None:
     """Let N more days of the bundled synthetic market land as new date partitions."""
@@ -115,6 +139,19 @@ def _report(result: ShadowRun) -> None:
     for track, versions in sorted(result.unconfigured.items()):
         console.print(f"not scored: {len(versions)} version(s) on track {track!r}, which this "
                       "configuration does not name (its data is unknown here)")
+
+
+def _summary(result: ShadowRun) -> dict:
+    """The run as JSON: per track, what landed, what was scored and what went wrong."""
+    return {"ran": result.ran, "detail": result.detail, "settled": result.settled,
+            "tracks": [{"track": t.track, "ran": t.ran, "detail": t.detail,
+                        "last_landed": t.last_landed.isoformat() if t.last_landed else None,
+                        "settled": t.settled, "lease_busy": t.lease_busy,
+                        "error": t.error.detail if t.error is not None else None,
+                        "versions": [{"version_id": v.version_id, "predicted": v.predicted,
+                                      "settled": v.settled, "error": v.error}
+                                     for v in t.versions]} for t in result.tracks],
+            "unconfigured": result.unconfigured}
 
 
 def main() -> None:

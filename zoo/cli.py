@@ -9,10 +9,24 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.console import Console
 
 from registry import store
 from registry.config import ModelSpec, PodiumConfig
-from registry.console import ConfigOption, console, fail, get_config, new_app, run, table
+from registry.console import (
+    ConfigOption,
+    DebugOption,
+    JsonOption,
+    VersionOption,
+    console,
+    err_console,
+    fail,
+    get_config,
+    new_app,
+    print_json,
+    run,
+    table,
+)
 from registry.db import make_engine, read_session
 from registry.errors import ConfigError
 from registry.progress_bars import training_bar
@@ -21,7 +35,7 @@ from zoo.runs import RunRecord, last_runs_by_spec
 from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
 
 app = new_app("Podium's model zoo: train declarative variants through the unchanged trainer "
-              "and register each as a challenger (never touching the champion).")
+              "and register each as a challenger (never touching the champion).", completion=True)
 
 OK_STATUSES = {"registered", "skipped", "retrained"}
 
@@ -30,15 +44,23 @@ OK_STATUSES = {"registered", "skipped", "retrained"}
 def main(
     config: ConfigOption = None,
     list_specs: bool = typer.Option(False, "--list", help="Show the specs and their versions."),
-    spec: str | None = typer.Option(None, "--spec", help="Train this spec."),
+    spec: str | None = typer.Option(None, "--spec", metavar="NAME", help="Train this spec.",
+                                    show_default=False),
     all_active: bool = typer.Option(False, "--all-active", help="Train every active spec, "
                                     "one after another."),
     force: bool = typer.Option(False, "--force", help="Train even if this exact fingerprint "
                                "is already registered."),
-    track: str | None = typer.Option(None, "--track", help="The track to train for (default: "
+    track: str | None = typer.Option(None, "--track", metavar="TRACK",
+                                     help="The track to train for (default: "
                                      "the top-level track); its data and specs are used."),
+    as_json: JsonOption = False,
+    version: VersionOption = False,
+    debug: DebugOption = False,
 ) -> None:
-    """List specs (--list), train one (--spec NAME) or all active ones (--all-active)."""
+    """List specs (--list), train one (--spec NAME) or all active ones (--all-active).
+
+    With --json, the list or the run's summary is printed as JSON on stdout (progress and
+    per-spec lines go to stderr)."""
     if sum([list_specs, spec is not None, all_active]) != 1:
         raise fail("choose exactly one of --list, --spec NAME, --all-active", exit_code=2)
     settings = get_config(config)
@@ -48,7 +70,7 @@ def main(
     engine = make_engine(settings.database.url)
     try:
         if list_specs:
-            _list(settings, engine)
+            _list(settings, engine, as_json=as_json)
             return
         if spec is not None:
             chosen = find_spec(settings, spec)
@@ -59,26 +81,33 @@ def main(
             specs = [chosen]
         else:
             specs = active_specs(settings)
-        records = [_run_one(settings, s, engine=engine, force=force) for s in specs]
+        records = [_run_one(settings, s, engine=engine, force=force,
+                            out=err_console if as_json else console) for s in specs]
     finally:
         engine.dispose()
-    console.print(table("zoo run summary", ["spec", "result", "version", "time", "detail"],
-                        ([r.spec, r.status, r.version_id, f"{r.duration_seconds:.1f} s",
-                          r.message] for r in records)))
+    if as_json:
+        print_json([{"spec": r.spec, "status": r.status, "version_id": r.version_id,
+                     "duration_seconds": r.duration_seconds, "message": r.message,
+                     "ok": r.status in OK_STATUSES} for r in records])
+    else:
+        console.print(table("zoo run summary", ["spec", "result", "version", "time", "detail"],
+                            ([r.spec, r.status, r.version_id, f"{r.duration_seconds:.1f} s",
+                              r.message] for r in records)))
     if any(r.status not in OK_STATUSES for r in records):
         raise typer.Exit(1)
 
 
-def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool) -> RunRecord:
+def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool,
+             out: Console) -> RunRecord:
     with training_bar(spec.name, budget_seconds=settings.trainer.time_budget_seconds) as report:
         record = run_spec(settings, spec, engine=engine, force=force, progress=report)
     style = "green" if record.status in OK_STATUSES else "red"
-    console.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
-                  f"({record.duration_seconds:.1f} s) {record.message}")
+    out.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
+              f"({record.duration_seconds:.1f} s) {record.message}")
     return record
 
 
-def _list(settings: PodiumConfig, engine) -> None:
+def _list(settings: PodiumConfig, engine, *, as_json: bool) -> None:
     latest: dict[str, tuple[str, str]] = {}
     with read_session(engine) as session:
         for version in reversed(store.list_versions(session, track=settings.track,
@@ -86,7 +115,7 @@ def _list(settings: PodiumConfig, engine) -> None:
             if version.spec_name:
                 latest[version.spec_name] = (version.version_id, version.state)
     last_runs = last_runs_by_spec(settings.artefacts_root)
-    rows = []
+    rows, listed = [], []
     for s in settings.model_specs:
         version_id, state = latest.get(s.name, ("-", "-"))
         run_info = last_runs.get(s.name)
@@ -94,6 +123,15 @@ def _list(settings: PodiumConfig, engine) -> None:
             else "-"
         overrides = ", ".join(f"{k}={v}" for k, v in s.overrides.items()) or "-"
         rows.append([s.name, s.status, overrides, version_id, state, last])
+        listed.append({"spec": s.name, "status": s.status, "overrides": dict(s.overrides),
+                       "latest_version": latest.get(s.name, (None, None))[0],
+                       "state": latest.get(s.name, (None, None))[1],
+                       "last_run": {"status": run_info["status"],
+                                    "started_at": run_info["started_at"].isoformat()}
+                       if run_info else None})
+    if as_json:
+        print_json({"track": settings.track, "specs": listed, "allowed_overrides": list(ALLOWED)})
+        return
     console.print(table(f"{len(rows)} spec(s) on track {settings.track}",
                         ["spec", "status", "overrides", "latest version", "state", "last run"],
                         rows))

@@ -31,10 +31,13 @@ from registry.api.routes import (
     page,
     signin,
     static,
+    track_list_page,
     tracks,
+    version_page,
     versions,
     webhooks,
 )
+from registry.api.routes.docs import OPENAPI_URL, install_docs
 from registry.api.webhooks import WebhookDispatcher
 from registry.auth import FailedAuthLog, TokenCache
 from registry.config import PodiumConfig
@@ -73,8 +76,8 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
             if owns_engine:
                 engine.dispose()
 
-    app = FastAPI(title="Podium", version="1", lifespan=lifespan, docs_url="/docs",
-                  redoc_url=None, openapi_url="/openapi.json",
+    app = FastAPI(title="Podium", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=OPENAPI_URL,
                   description="Champion/challenger model registry: resolve champions, promote "
                   "through the gate, audit every transition.")
     app.state.config = config
@@ -89,8 +92,10 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     for router in (health.router, tracks.router, external.router, versions.router,
                    events.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
-    for router in (page.router, signin.router, static.router):  # the page at /, outside the API
+    for router in (page.router, version_page.router, track_list_page.router, signin.router,
+                   static.router):  # the pages, outside the API
         app.include_router(router)
+    install_docs(app)  # Swagger UI at /docs, ReDoc at /redoc, their assets from a package
     if config.server.cors_origins:
         app.add_middleware(CORSMiddleware, **cors_kwargs(config.server.cors_origins))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.server.max_body_bytes)

@@ -55,3 +55,34 @@ def test_real_predictor_follows_a_promotion(server, tokens, engine, artefacts_ro
             after = champion.predict(features)
             assert champion.version_id == second
             assert not np.allclose(before, after)  # another model answers
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_score_days_scores_a_returns_frame_through_the_current_champion(
+        server, tokens, engine, artefacts_root) -> None:
+    from trainer.config import MarketConfig
+    from trainer.dataset import open_feed
+    from trainer.serving import load_model
+
+    first = _train_and_register(engine, artefacts_root, "tiny-a", seed=1)
+    second = _train_and_register(engine, artefacts_root, "tiny-b", seed=2)
+    returns = open_feed(artefacts_root / "datasets", MarketConfig(**TINY_MARKET)).returns()
+    days = returns.index[-3:]
+    with Client(server.url, tokens["admin"]) as admin:
+        admin.promote(first, "bootstrap", force=True)
+        with load_champion(TRACK, url=server.url, token=tokens["read"],
+                           artefacts_root=artefacts_root, refresh_seconds=0) as champion:
+            before = champion.score_days(returns, days)
+            assert before.attrs["version_id"] == first
+            assert list(before.columns) == list(returns.columns) and len(before) == 3
+            last = champion.score_days(returns)  # the last day, by default
+            assert last.index[0] == returns.index[-1]
+            admin.promote(second, "swap", force=True)
+            after = champion.score_days(returns, days)
+            assert after.attrs["version_id"] == second and champion.version_id == second
+    # each answer is exactly what the version's own bundle gives, loaded directly
+    for version_id, scored in ((first, before), (second, after)):
+        direct = load_model(artefacts_root / "models" / TRACK / version_id)
+        expected = direct.score_days(returns, days)
+        np.testing.assert_allclose(scored.to_numpy(), expected.to_numpy(), rtol=1e-6)
+    assert not np.allclose(before.to_numpy(), after.to_numpy())
