@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from jinja2.utils import htmlsafe_json_dumps
 
 from registry import store
 from registry.api.html import render_html
@@ -106,6 +105,8 @@ def _board_view(board: dict[str, Any]) -> dict[str, Any]:
     """A track's leaderboard split for the page: who is live, who is retired, the chart."""
     live = [row for row in board["rows"] if row["state"] != "retired"]
     settled = [curve["days"][-1] for curve in board["curves"].values() if curve["days"]]
+    from jinja2.utils import htmlsafe_json_dumps  # with the page, not at start-up
+
     figure = _figure(live, board["curves"], crowned=board.get("crowned"))
     return {**board, "live": live,
             "retired": [row for row in board["rows"] if row["state"] == "retired"],
