@@ -11,7 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from registry.client import DEFAULT_URL, Client
-from registry.console import TokenOption, UrlOption, console, new_app, table
+from registry.console import (
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    console,
+    new_app,
+    print_json,
+    table,
+)
 
 external_app = new_app("External versions: models trained anywhere, competing through daily "
                        "predictions submitted before each day's returns land.")
@@ -22,7 +30,8 @@ def register(
     track: Annotated[str, typer.Option("--track", help="The track it competes on.")],
     label: Annotated[str, typer.Option("--label", help="Its label (first part of its id).")],
     train_cutoff: Annotated[dt.datetime, typer.Option(
-        "--train-cutoff", formats=["%Y-%m-%d"], help="Last day of data it was trained on.")],
+        "--train-cutoff", formats=["%Y-%m-%d"], metavar="DAY",
+        help="Last day of data it was trained on.")],
     description: Annotated[str, typer.Option(help="What it is.")] = "",
     uri: Annotated[str | None, typer.Option(help="Where its artefact lives.")] = None,
     digest: Annotated[str | None, typer.Option(
@@ -31,30 +40,40 @@ def register(
         help="Free-form JSON object, or @FILE holding one.")] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Register an external version as a challenger; prints its version id."""
     with Client(url, token) as client:
         version = client.register_external(
             track, label=label, train_cutoff=train_cutoff.date(), description=description,
             uri=uri, digest=digest, metadata=_metadata(metadata))
+    if as_json:
+        print_json(version)
+        return
     print(version["version_id"])
 
 
 @external_app.command("submit")
 def submit(
-    version_id: Annotated[str, typer.Argument(help="The external version.")],
+    version_id: Annotated[str, typer.Argument(metavar="VERSION_ID",
+                                              help="The external version.")],
     day: Annotated[dt.datetime, typer.Option(
-        "--day", formats=["%Y-%m-%d"], help="The day whose returns the scores forecast.")],
+        "--day", formats=["%Y-%m-%d"], metavar="DAY",
+        help="The day whose returns the scores forecast.")],
     scores: Annotated[Path, typer.Argument(
-        help="asset,score as .csv or .parquet, or .json {asset: score}.", exists=True,
-        dir_okay=False, readable=True)],
+        metavar="SCORES", help="asset,score as .csv or .parquet, or .json {asset: score}.",
+        exists=True, dir_okay=False, readable=True)],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Submit one day's scores (before that day's returns land)."""
     with Client(url, token) as client:
         receipt = client.submit_predictions(version_id, day.date(), _read_scores(scores),
                                             as_parquet=scores.suffix.lower() != ".json")
+    if as_json:
+        print_json(receipt)
+        return
     moved = receipt["submission"]
     ignored = f"; {moved['n_unknown']} unknown asset(s) ignored" if moved["n_unknown"] else ""
     again = "" if receipt["created"] else " (already stored, unchanged)"
@@ -64,13 +83,18 @@ def submit(
 
 @external_app.command("submissions")
 def submissions(
-    version_id: Annotated[str, typer.Argument(help="The external version.")],
+    version_id: Annotated[str, typer.Argument(metavar="VERSION_ID",
+                                              help="The external version.")],
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List the days submitted and when each arrived."""
     with Client(url, token) as client:
         rows = client.submissions(version_id)
+    if as_json:
+        print_json(rows)
+        return
     console.print(table(f"{len(rows)} day(s) submitted", ["day", "arrived (UTC)", "scores",
                                                            "unknown", "by"],
                         ([r["day"], r["arrived_at"], r["n_assets"], r["n_unknown"], r["actor"]]

@@ -9,6 +9,7 @@ external version is promoted over REST and a consumer resolves and loads it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,9 @@ def test_an_external_model_competes_and_is_promoted(tiny_server, tokens, tmp_pat
     listed = cli("external", "submissions", version_id, env=env)
     assert listed.returncode == 0, listed.stderr
     assert f"{DAYS} day(s) submitted" in listed.stdout
+    as_json = cli("external", "submissions", version_id, "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert len(json.loads(as_json.stdout)) == DAYS
     late = tmp_path / "late.csv"
     late.write_text("asset,score\nA00,0.5\nA01,-0.5\n")
     last = open_feed(config.datasets_root, config.market).landed_days()[-1]
