@@ -4,6 +4,10 @@ Resolution: ``--config PATH``, else ``$PODIUM_CONFIG``, else ``./podium.yaml``, 
 ``./sample.yaml``. Relative paths inside a file are relative to that file.
 ``PODIUM_DATABASE_URL`` and ``PODIUM_ARTEFACTS_ROOT`` override the file. Every error names the
 file and, where it can, the line, the key and what was expected.
+
+One module, longer than most, because it is one schema: every section of the file (tracks and
+their data, server, webhooks, shadow, gate) and the cross-section checks that bind them read
+top to bottom here, as `sample.yaml` documents them.
 """
 
 from __future__ import annotations

@@ -33,7 +33,10 @@ PAIRED_SHARE_WARNING = 0.9
 
 
 @dataclass(frozen=True)
-class _Context:
+class _Family:
+    """The family of comparisons one evaluation makes: its settings, how many challengers share
+    α (``k_active``) and how many were tried (``n_trials``, their Sharpes for the DSR)."""
+
     settings: GateSettings
     k_active: int
     n_trials: int
@@ -83,7 +86,7 @@ def evaluate_gate(
             for vid in challengers
             if refusals[vid] is None
         ]
-    context = _Context(settings, k_active, n_trials, tuple(trial_sharpes))
+    context = _Family(settings, k_active, n_trials, tuple(trial_sharpes))
     reports = [_judge(vid, windows, refusals, champion, context) for vid in challengers]
     spa = _spa_across(reports, windows, refusals, champion, settings, spa_reps, spa_seed)
     reports = [replace(r, spa_pvalue=spa) for r in reports]
@@ -109,7 +112,7 @@ def _judge(
     windows: Mapping[str, pd.DataFrame],
     refusals: Mapping[str, str | None],
     champion: str | None,
-    context: _Context,
+    context: _Family,
 ) -> ChallengerReport:
     own = windows[vid]
     base = ChallengerReport(
@@ -172,7 +175,7 @@ def _judge(
 
 
 def _judge_first_champion(
-    base: ChallengerReport, own: pd.DataFrame, context: _Context
+    base: ChallengerReport, own: pd.DataFrame, context: _Family
 ) -> ChallengerReport:
     net = own["net"].to_numpy(dtype=float)
     report = replace(base, paired_days=len(net), **_side_by_side(own, None))
@@ -196,7 +199,7 @@ def _min_days_check(n_days: int, min_days: int, what: str) -> RuleCheck:
 
 
 def _verdict(
-    report: ChallengerReport, checks: list[RuleCheck], context: _Context
+    report: ChallengerReport, checks: list[RuleCheck], context: _Family
 ) -> ChallengerReport:
     failing = [check for check in checks if not check.passed]
     if not failing:
@@ -211,13 +214,13 @@ def _verdict(
     )
 
 
-def _awaiting_horizon(report: ChallengerReport, context: _Context) -> bool:
+def _awaiting_horizon(report: ChallengerReport, context: _Family) -> bool:
     """Fixed mode before its decision day: not enough data yet, whatever else holds."""
     return context.settings.mode == "fixed" and report.decided_on_day is None
 
 
 def _skill(
-    report: ChallengerReport, net: np.ndarray, context: _Context
+    report: ChallengerReport, net: np.ndarray, context: _Family
 ) -> tuple[ChallengerReport, RuleCheck]:
     moments = sharpe_moments(net)
     dsr = finite_or_none(deflated_sharpe_ratio(moments, context.n_trials, context.trial_sharpes))

@@ -49,7 +49,7 @@ from trainer.panel import PanelError
 __all__ = ["ShadowRun", "TrackRun", "VersionOutcome", "lease_name", "run_shadow", "run_track",
            "shadowed_versions"]
 
-Progress = Callable[[str, int, int], None]  # (version id, done, total)
+ScoringProgress = Callable[[str, int, int], None]  # (version id, done, total)
 RENEW_FRACTION = 0.25  # renew the lease once this fraction of it has passed (it cannot lapse)
 
 
@@ -115,7 +115,7 @@ def lease_name(track: str) -> str:
 
 
 def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = None,
-               progress: Progress | None = None) -> ShadowRun:
+               progress: ScoringProgress | None = None) -> ShadowRun:
     """Score everything pending on every configured track, each on its own data."""
     enable_compilation_cache(config.artefacts_root / "cache" / "jax")
     holder = holder or new_holder()
@@ -130,7 +130,7 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
 
 
 def run_track(config: PodiumConfig, engine: Engine, *, holder: str,
-              progress: Progress | None = None) -> TrackRun:
+              progress: ScoringProgress | None = None) -> TrackRun:
     """Score ``config.track``'s pending days; stand down if another runner holds its lease."""
     track, lease_seconds, name = config.track, config.shadow.lease_seconds, lease_name(
         config.track)
