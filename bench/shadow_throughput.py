@@ -181,7 +181,7 @@ def cli_backfill(config: PodiumConfig, versions: list[Version], days: int) -> fl
     engine.dispose()
     config_file = config.artefacts_root / "podium.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(
-        mode="json", exclude={"source": True, "trainer": {"market"}})))
+        mode="json", exclude={"source": True, "trainer": {"market", "panel", "extra_features"}})))
     shadow = Path(sys.executable).parent / "shadow"
     started = time.perf_counter()
     subprocess.run([str(shadow), "run", "--config", str(config_file)], check=True,
