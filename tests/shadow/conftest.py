@@ -52,12 +52,18 @@ def registered(config: PodiumConfig, db_url: str, versions: list[tuple[str, str,
         engine.dispose()
 
 
+def artefacts_copy(template, tmp_path):
+    """A test's own copy of the trained artefacts (bundles and datasets, not the run index)."""
+    root = tmp_path / "artefacts"
+    shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
+    return root
+
+
 @pytest.fixture
 def shadow_env(trained, db_url, tmp_path):
     """A migrated database with the trained versions registered, and its own artefacts copy."""
     template, versions = trained
-    root = tmp_path / "artefacts"
-    shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
+    root = artefacts_copy(template, tmp_path)
     config = tiny_config(db_url, root)
     yield from registered(config, db_url, versions)
 
@@ -106,8 +112,7 @@ def panel_trained(tmp_path_factory) -> tuple[Path, Path, list[tuple[str, str, st
 def panel_env(panel_trained, db_url, tmp_path):
     """A migrated database with the panel's version registered; its own panel and artefacts."""
     template_panel, template, versions = panel_trained
-    root, panel = tmp_path / "artefacts", tmp_path / "panel"
-    shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
+    root, panel = artefacts_copy(template, tmp_path), tmp_path / "panel"
     shutil.copytree(template_panel, panel)
     config = panel_config(db_url, root, panel)
     yield from registered(config, db_url, versions)

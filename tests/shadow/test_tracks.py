@@ -14,6 +14,7 @@ from registry.db import make_engine, read_session, write_session
 from registry.models import ShadowScore
 from shadow.lease import acquire_lease, release_lease
 from shadow.runner import lease_name, run_shadow
+from tests.shadow.conftest import artefacts_copy
 from tests.zoo.conftest import tiny_config
 from trainer.config import MarketConfig
 from trainer.dataset import land_days
@@ -27,8 +28,7 @@ OTHER = "other-desk"
 def two_tracks(trained, db_url, tmp_path):
     """One trained version on the tiny config's track, another on a second track."""
     template, versions = trained
-    root = tmp_path / "artefacts"
-    shutil.copytree(template, root, ignore=shutil.ignore_patterns("runs", "runs.parquet"))
+    root = artefacts_copy(template, tmp_path)
     config = tiny_config(db_url, root)
     (home, home_fp, home_spec), (away, away_fp, away_spec) = versions
     models = root / "models"
