@@ -1,4 +1,6 @@
-"""The demo's API server: uvicorn in a thread, on a socket bound before the long steps run."""
+"""The demo's API server: uvicorn in a thread, on a socket bound before the long steps run, with
+the same host check, timeouts and connection limit as ``registry serve``
+(``registry.api.server.uvicorn_config``)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ import threading
 import time
 from typing import Any
 
+from registry.config import ServerConfig
 from registry.console import fail
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ThreadedServer:
@@ -19,12 +20,13 @@ class ThreadedServer:
     ``join`` can leave the thread looking finished while it still runs (CPython gh-90882).
     """
 
-    def __init__(self, app: Any, listener: socket.socket) -> None:
+    def __init__(self, app: Any, listener: socket.socket, server: ServerConfig) -> None:
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(
-            app, log_level="warning", access_log=False, server_header=False, lifespan="on",
-            timeout_graceful_shutdown=5))
+        from registry.api.server import uvicorn_config
+
+        self.server = uvicorn.Server(uvicorn_config(
+            app, server, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(listener,),
                                        name="podium-demo-server", daemon=True)
@@ -70,10 +72,6 @@ def bind_listener(host: str, port: int) -> socket.socket:
         raise fail(f"cannot listen on {host}:{port} ({exc.strerror}): pass --port PORT "
                    "(0 picks a free one)") from None
     return sock
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
 
 
 def url_host(host: str) -> str:

@@ -10,10 +10,10 @@ import socket
 
 from sqlalchemy import Engine
 
-from registry.config import PodiumConfig
+from registry.config import PodiumConfig, is_loopback
 from registry.console import console
 from registry.db import read_session, write_session
-from registry.demo.server import ThreadedServer, is_loopback
+from registry.demo.server import ThreadedServer
 from registry.demo.ticks import scheduled_shadow_job
 from registry.errors import GateRejected
 
@@ -27,10 +27,11 @@ def serve_and_promote(settings: PodiumConfig, engine: Engine, listener: socket.s
 
     host = listener.getsockname()[0]
     public = is_loopback(host)
-    serving = _serving_settings(settings, public_reads=public, tick_seconds=tick_seconds)
+    serving = _serving_settings(settings, host=host, public_reads=public,
+                                tick_seconds=tick_seconds)
     background = [scheduled_shadow_job(serving)] if keep_serving else []
     app = create_app(serving, background=background)
-    server = ThreadedServer(app, listener)
+    server = ThreadedServer(app, listener, serving.server)
     server.start()
     try:
         console.print(f"serving the real API at {url}/api/v1 (OpenAPI at {url}/docs)")
@@ -51,13 +52,14 @@ def serve_and_promote(settings: PodiumConfig, engine: Engine, listener: socket.s
         server.stop()
 
 
-def _serving_settings(settings: PodiumConfig, *, public_reads: bool,
+def _serving_settings(settings: PodiumConfig, *, host: str, public_reads: bool,
                       tick_seconds: int) -> PodiumConfig:
-    """The demo's server: the scheduled job on a seconds-level interval, landing days."""
+    """The demo's server: as ``registry serve`` would run on ``host`` (its host check, timeouts
+    and limits), with the scheduled job on a seconds-level interval, landing days."""
     shadow = settings.shadow.model_copy(update={
         "schedule": f"@every {tick_seconds}s", "in_serve": True,
         "feed_days_per_tick": settings.shadow.feed_days_per_tick or 1})
-    server = settings.server.model_copy(update={
+    server = settings.server.bound_to(host).model_copy(update={
         "public_reads": settings.server.public_reads or public_reads})
     return settings.model_copy(update={"shadow": shadow, "server": server})
 

@@ -63,6 +63,7 @@ def first_run(tmp_path_factory) -> DemoRun:
     raw = yaml.safe_load((REPO / "examples" / "tiny.yaml").read_text())
     raw["database"]["url"] = "sqlite:///var/podium.db"  # relative to the copy
     raw["artefacts_root"] = "var/artefacts"
+    raw.setdefault("server", {})["header_timeout_s"] = 1  # the serving test's slow client
     config_path = base / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     done = subprocess.run(demo_command(config_path, "--no-serve"), cwd=base, env=demo_env(),
@@ -148,6 +149,7 @@ def test_the_serving_demo_lands_days_and_stops_cleanly_on_ctrl_c(first_run: Demo
     try:
         url = wait_for(lambda: URL_LINE.search(log_path.read_text()), process, log_path)[1]
         assert httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200
+        assert_served_as_registry_serve_is(url)
         wait_for(lambda: "until Ctrl-C" in log_path.read_text(), process, log_path)
         out = log_path.read_text()
         # A re-run: same versions (the zoo skipped every spec), nothing trained again.
@@ -194,6 +196,18 @@ def test_bad_config_exits_2_and_a_busy_port_exits_1(tmp_path: Path) -> None:
     assert taken.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
     assert "[1/8]" not in taken.stdout  # it fails before doing any work
+
+
+def assert_served_as_registry_serve_is(url: str) -> None:
+    """The demo's server checks the Host header and drops a half-sent request, as `registry
+    serve` does (the same uvicorn settings)."""
+    refused = httpx.get(f"{url}/api/v1/tracks", headers={"Host": "rebind.attacker.test"},
+                        timeout=5)
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_host"
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        slow.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        assert slow.recv(1) == b""  # closed by the server after header_timeout_s (1 s)
 
 
 def leaderboard_days(engine, config: PodiumConfig) -> int:
