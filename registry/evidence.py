@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -79,8 +78,8 @@ def judge_track(session: Session, *, track: str, config: PodiumConfig,
     versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
     if not versions:
         raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json(),
-                                   spa_reps)
+    key = judged_tracks.evidence_key(session, track, config.gate_for(track).model_dump_json(),
+                                     spa_reps)
     decision, daily = judged_tracks.stored(
         session, track=track, kind="judgement", key=key,
         compute=lambda: _judge(session, versions, track=track, config=config,
@@ -118,20 +117,14 @@ def read_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> d
 
 def stored_view(session: Session, *, track: str, config: PodiumConfig, kind: str,
                 render: Callable[[], T]) -> T:
-    """``render()``'s result for ``track``, computed once per change of the leaderboard's
-    inputs (a settled day, a promotion, a rollback): serialised answers and the page's chart
-    are stored beside the leaderboard itself, so a reader costs one small query."""
+    """``render()``'s result for ``track``, computed once per change of the track's evidence
+    (a settled day, a registration, a promotion, a rollback): serialised answers and the page
+    are stored beside the leaderboard itself, so a reader costs one primary-key lookup."""
     validate_slug(track, what="track")
-    versions = list(session.exec(select(ModelVersion).where(ModelVersion.track == track)))
-    key = judged_tracks.inputs_key(session, versions, config.gate_for(track).model_dump_json())
+    key = judged_tracks.evidence_key(session, track, config.gate_for(track).model_dump_json())
+    if key is None:
+        raise NotFound(f"unknown track {track!r}", code="unknown_track")
     return judged_tracks.stored(session, track=track, kind=kind, key=key, compute=render)
-
-
-def leaderboard_json(session: Session, *, track: str, config: PodiumConfig) -> bytes:
-    """The leaderboard as the JSON bytes the API answers with."""
-    return stored_view(session, track=track, config=config, kind="leaderboard-json",
-                       render=lambda: orjson.dumps(read_leaderboard(session, track=track,
-                                                                    config=config)))
 
 
 def _leaderboard(session: Session, *, track: str, config: PodiumConfig) -> dict[str, Any]:

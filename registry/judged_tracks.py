@@ -1,41 +1,39 @@
-"""The stored judgement of each track, recomputed only when its inputs change.
+"""The stored judgement of each track, recomputed only when its evidence changes.
 
 Judging a track (every challenger through the gate, the leaderboard and its curves) reads every
 settled day of every version and costs a fraction of a second of CPU on a track with dozens of
-versions. Its inputs change only when a shadow run settles days, or a promotion, rollback or
-retirement changes a version's state. Each judgement is stored with the key of the inputs it
-was computed from: the database, the track's versions with their states and champion dates,
-the count and latest settle time of their scores, and the gate settings. A reader recomputes
-the key (one small query beside the versions it reads anyway) and gets the stored result while
-the key holds; the first reader after a change recomputes it. Results are shared: callers must
-not change them.
+versions. Its inputs change only when a shadow run settles days, or a registration, promotion,
+rollback or retirement changes a version. The database itself marks each such change: triggers
+replace the track's ``evidence_tag`` in the same transaction (migration 0007), whichever process
+writes. Each judgement (and each answer serialised from it) is stored with the key it was
+computed from: the tag, the track's creation time and the settings it depends on. A reader
+reads the key (one primary-key lookup) and gets the stored result while the key holds; the
+first reader after a change recomputes it, once: readers arriving meanwhile wait for its result
+rather than computing it again beside it. Results are shared: callers must not change them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from registry.models import ModelVersion, ShadowScore
+from registry.models import Track
 
 T = TypeVar("T")
-MAX_TRACKS = 256
+MAX_STORED = 256
 _stored: dict[tuple[str, str, str], tuple[tuple, Any]] = {}
+_computing: dict[tuple[str, str, str], threading.Lock] = {}  # one computation per slot at once
 _lock = threading.Lock()
 
 
-def inputs_key(session: Session, versions: Sequence[ModelVersion], *settings: Any) -> tuple:
-    """What a track's judgement depends on, cheaply: change any of it and the key changes."""
-    ids = [v.version_id for v in versions]
-    count, last_settled, last_day = session.exec(
-        select(func.count(), func.max(ShadowScore.settled_at), func.max(ShadowScore.day))
-        .where(col(ShadowScore.version_id).in_(ids))).one() if ids else (0, None, None)
-    states = tuple(sorted((v.version_id, v.state, str(v.champion_since)) for v in versions))
-    return states, count, str(last_settled), str(last_day), settings
+def evidence_key(session: Session, track: str, *settings: Any) -> tuple | None:
+    """What a track's judgement depends on, cheaply (``None``: no such track)."""
+    row = session.exec(select(Track.created_at, Track.evidence_tag)
+                       .where(Track.name == track)).first()
+    return None if row is None else (str(row[0]), row[1], settings)
 
 
 def stored(session: Session, *, track: str, kind: str, key: tuple,
@@ -44,17 +42,18 @@ def stored(session: Session, *, track: str, kind: str, key: tuple,
     slot = (str(session.get_bind().url), track, kind)
     with _lock:
         entry = _stored.get(slot)
+        guard = _computing.setdefault(slot, threading.Lock())
     if entry is not None and entry[0] == key:
         return entry[1]
-    result = compute()
-    with _lock:
-        if len(_stored) >= MAX_TRACKS:
-            _stored.clear()
-        _stored[slot] = (key, result)
+    with guard:
+        with _lock:
+            entry = _stored.get(slot)
+        if entry is not None and entry[0] == key:  # computed while this reader waited
+            return entry[1]
+        result = compute()
+        with _lock:
+            if len(_stored) >= MAX_STORED:
+                _stored.clear()
+                _computing.clear()
+            _stored[slot] = (key, result)
     return result
-
-
-def forget_all() -> None:
-    """Drop every stored judgement (the next reader recomputes)."""
-    with _lock:
-        _stored.clear()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import datetime as dt
 
-from registry import store
+import numpy as np
+from sqlalchemy import text
+
+from registry import judged_tracks, store
 from registry.db import read_session, write_session
 from registry.evidence import judge_track, read_leaderboard
 from registry.promotion import promote
@@ -47,3 +50,32 @@ def test_the_leaderboard_is_served_from_store_until_its_inputs_change(
     rolled = _board(engine, config)
     assert {r["version_id"]: r["state"] for r in rolled["rows"]} == {
         champion: "champion", challenger: "retired"}
+
+
+def _key(engine, track: str = TRACK) -> tuple | None:
+    with read_session(engine) as session:
+        return judged_tracks.evidence_key(session, track)
+
+
+def test_the_database_marks_every_change_of_a_tracks_evidence_whoever_writes_it(
+        engine, register) -> None:
+    version, other = register("v1-linear"), register("v1-linear", track="other-track")
+    before, other_before = _key(engine), _key(engine, "other-track")
+    with engine.begin() as connection:  # a plain SQL writer: no Podium code involved
+        connection.execute(text(
+            "INSERT INTO shadow_score (version_id, day, gross, turnover, cost, net, n_assets, "
+            "settled_at) VALUES (:v, '2025-07-01', 0.01, 0.1, 0.0001, 0.0099, 50, :now)"),
+            {"v": version, "now": dt.datetime.now(dt.UTC)})
+    settled = _key(engine)
+    assert settled != before and _key(engine, "other-track") == other_before
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE model_version SET state = 'retired' "
+                                "WHERE version_id = :v"), {"v": version})
+    retired = _key(engine)
+    assert retired not in (before, settled)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM shadow_score WHERE version_id = :v"),
+                           {"v": version})
+    assert _key(engine) not in (before, settled, retired)
+    assert _key(engine, "other-track") == other_before and other
+    assert _key(engine, "no-such-track") is None

@@ -5,6 +5,10 @@ rule. With ``server.public_reads`` on it is open. Otherwise the caller needs a t
 since read ⊂ promote ⊂ admin): an ``Authorization: Bearer`` header, as on the API, or the
 cookie that the page's sign-in form sets (``registry.api.routes.signin``).
 
+The page is rendered once per change of what it shows (each track's evidence, its latest audit
+entry, the list of tracks, who reads it) and served as stored, pre-compressed bytes
+(``registry.api.encoded``): a read costs a few primary-key lookups, never a render.
+
 Plotly and the leaderboard's maths (pandas, scipy) are imported on first use, so
 ``registry serve`` starts and idles without them; plotly.js itself comes from
 ``registry.api.routes.static``.
@@ -12,18 +16,22 @@ Plotly and the leaderboard's maths (pandas, scipy) are imported on first use, so
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlmodel import Session
 
-from registry import store
-from registry.api.html import render_html
+from registry import judged_tracks, store
+from registry.api.encoded import EncodedBody, encoded_response
+from registry.api.html import PAGE_HEADERS, render_html, render_text
 from registry.api.routes.signin import forget_cookie, page_credential, page_reader, signin_page
-from registry.api.routes.static import plotly_src
+from registry.api.routes.static import charts_src, plotly_src
 from registry.auth import ANONYMOUS, Principal
+from registry.config import PodiumConfig
 from registry.db import read_session
 from registry.errors import NotFound, PodiumError, Unauthorized
 from registry.models import utcnow
@@ -77,28 +85,39 @@ def _render_leaderboard(request: Request, *, track: str | None, principal: Princ
         tracks = store.list_tracks(session)
         if track is not None and track not in tracks:
             raise NotFound(f"There is no track named {track!r}.", code="unknown_track")
-        if tracks:
-            from registry.evidence import champion_first_day, read_leaderboard, stored_view
-        boards = []
-        for name in [track] if track else tracks:
-            crowned = champion_first_day(session, store.find_champion(session, name))
-            try:  # the view and its chart are built once per change of the track's evidence
-                view = stored_view(
-                    session, track=name, config=config, kind="page",
-                    render=lambda name=name, crowned=crowned: _board_view({
-                        **read_leaderboard(session, track=name, config=config),
-                        "crowned": crowned.isoformat() if crowned else None}))
-            except NotFound:  # a track whose versions are all gone: nothing to show
-                view = _board_view({"track": name, "rows": [], "curves": {}, "winner": None,
-                                    "winner_reason": None, "crowned": None})
-            # Refused promotions are audited without changing the evidence: read every time.
-            boards.append({**view, "audit": store.list_audit(session, track=name,
-                                                             limit=AUDIT_ROWS)})
-    return render_html(request, "leaderboard.html", status=200, tracks=tracks, selected=track,
-                       boards=boards, principal=principal,
-                       signed_in=signed_in, plotly_src=plotly_src(),
-                       computed_at=f"{utcnow():%Y-%m-%d %H:%M:%S}",
-                       refresh_seconds=REFRESH_SECONDS)
+        shown = [track] if track else tracks
+        gate = {name: config.gate_for(name).model_dump_json() for name in shown}
+        # Refused promotions are audited without changing the evidence: the latest entry too.
+        key = (tuple(tracks), tuple(
+            (judged_tracks.evidence_key(session, name, gate[name]),
+             store.latest_audit_id(session, track=name)) for name in shown))
+        body = judged_tracks.stored(
+            session, track=track or "", kind=f"page/{principal.name}/{signed_in}", key=key,
+            compute=lambda: EncodedBody.of(render_text(
+                "leaderboard.html", tracks=tracks, selected=track,
+                boards=[_board(session, name, config) for name in shown], principal=principal,
+                signed_in=signed_in, plotly_src=plotly_src(), charts_src=charts_src(),
+                computed_at=f"{utcnow():%Y-%m-%d %H:%M:%S}",
+                refresh_seconds=REFRESH_SECONDS).encode()))
+    return encoded_response(request, body, media_type="text/html; charset=utf-8",
+                            headers=PAGE_HEADERS)
+
+
+def _board(session: Session, name: str, config: PodiumConfig) -> dict[str, Any]:
+    """One track's part of the page: its stored view, and its latest audit entries."""
+    from registry.evidence import champion_first_day, read_leaderboard, stored_view
+
+    crowned = champion_first_day(session, store.find_champion(session, name))
+    try:  # the view and its chart are built once per change of the track's evidence
+        view = stored_view(
+            session, track=name, config=config, kind="page",
+            render=lambda: _board_view({
+                **read_leaderboard(session, track=name, config=config),
+                "crowned": crowned.isoformat() if crowned else None}))
+    except NotFound:  # a track whose versions are all gone: nothing to show
+        view = _board_view({"track": name, "rows": [], "curves": {}, "winner": None,
+                            "winner_reason": None, "crowned": None})
+    return {**view, "audit": store.list_audit(session, track=name, limit=AUDIT_ROWS)}
 
 
 def _board_view(board: dict[str, Any]) -> dict[str, Any]:
@@ -119,28 +138,44 @@ def _board_view(board: dict[str, Any]) -> dict[str, Any]:
 def _figure(rows: list[dict[str, Any]], curves: dict[str, Any], *,
             crowned: str | None = None) -> dict[str, Any] | None:
     """Cumulative net return (%) of the champion and each challenger, one trace each, and a
-    line on the champion's first day as champion."""
+    line on the champion's first day as champion.
+
+    Plotly's figure JSON written directly (plotly.js draws it): building it through
+    ``plotly.graph_objects`` validates every point in Python, seconds for a track with dozens
+    of versions, all of it holding the GIL the event loop needs."""
     drawn = [row for row in rows if curves.get(row["version_id"], {}).get("days")]
     if not drawn:
         return None
-    import plotly.graph_objects as go  # only when a chart is drawn
-
-    figure = go.Figure()
+    data = []
     for row in drawn:
         curve = curves[row["version_id"]]
         champion = row["state"] == "champion"
-        figure.add_trace(go.Scatter(
-            x=curve["days"], y=[100.0 * value for value in curve["cumulative_net"]],
-            mode="lines", name=row["version_id"] + (" (champion)" if champion else ""),
-            line={"width": 3, "color": CHAMPION_COLOUR} if champion else {"width": 1.6},
-            hovertemplate="%{x}<br>%{y:.2f} %"))
-    figure.update_layout(
-        template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 20, "b": 40},
-        xaxis_title="day", yaxis_title="cumulative net return (%)", hovermode="closest",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+        data.append({
+            "hovertemplate": "%{x}<br>%{y:.2f} %",
+            "line": {"color": CHAMPION_COLOUR, "width": 3} if champion else {"width": 1.6},
+            "mode": "lines", "name": row["version_id"] + (" (champion)" if champion else ""),
+            # to 1e-4 of a percentage point: the hover shows two decimals
+            "x": curve["days"], "y": [round(100.0 * value, 4) for value in curve["cumulative_net"]],
+            "type": "scatter"})
+    layout: dict[str, Any] = {
+        "template": _template(), "height": 420, "margin": {"l": 60, "r": 20, "t": 20, "b": 40},
+        "xaxis": {"title": {"text": "day"}},
+        "yaxis": {"title": {"text": "cumulative net return (%)"}}, "hovermode": "closest",
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0}}
     if crowned is not None:
-        figure.add_vline(x=crowned, line={"color": CHAMPION_COLOUR, "width": 1, "dash": "dot"})
-        figure.add_annotation(x=crowned, y=1, yref="paper", yanchor="bottom", showarrow=False,
-                              text="champion crowned", font={"color": CHAMPION_COLOUR},
-                              name="crowned")
-    return json.loads(figure.to_json())
+        layout["shapes"] = [{"line": {"color": CHAMPION_COLOUR, "dash": "dot", "width": 1},
+                             "type": "line", "x0": crowned, "x1": crowned, "xref": "x",
+                             "y0": 0, "y1": 1, "yref": "y domain"}]
+        layout["annotations"] = [{"font": {"color": CHAMPION_COLOUR}, "name": "crowned",
+                                  "showarrow": False, "text": "champion crowned", "x": crowned,
+                                  "y": 1, "yanchor": "bottom", "yref": "paper"}]
+    return {"data": data, "layout": layout}
+
+
+@functools.cache
+def _template() -> dict[str, Any]:
+    """Plotly's ``plotly_white`` template as JSON (imported when a chart is first drawn)."""
+    import plotly.graph_objects as go
+
+    return json.loads(go.Figure(layout={"template": "plotly_white"}).to_json())["layout"][
+        "template"]

@@ -1,40 +1,38 @@
-"""plotly.js, served from the installed plotly package (never from the internet) at
-``/static/plotly.min.js``, gzipped when the client accepts it and cached for a year (the page's
-URL names the plotly version)."""
+"""The pages' scripts: plotly.js from the installed plotly package (never from the internet) at
+``/static/plotly.min.js``, and the few lines that draw the charts at ``/static/charts.js``;
+gzipped when the client accepts it and cached for a year (the URLs name their versions)."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
-from dataclasses import dataclass
+from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 
+from registry.api.encoded import EncodedBody, encoded_response
+
 router = APIRouter(include_in_schema=False)
 PLOTLY_PATH = "/static/plotly.min.js"
-
-
-@dataclass(frozen=True)
-class StaticAsset:
-    plain: bytes
-    gzipped: bytes
-    etag: str
+CHARTS_PATH = "/static/charts.js"
+_SCRIPT_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable",
+                   "X-Content-Type-Options": "nosniff"}
+_JAVASCRIPT = "text/javascript; charset=utf-8"
 
 
 @router.get(PLOTLY_PATH)
 def plotly_js(request: Request) -> Response:
     """plotly.js from the installed plotly package, cached for a year (the URL names the
     version)."""
-    asset = _plotly_asset()
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": asset.etag,
-               "Vary": "Accept-Encoding", "X-Content-Type-Options": "nosniff"}
-    sent = request.headers.get("if-none-match", "")
-    if asset.etag in {tag.strip() for tag in sent.split(",")}:
-        return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", "").lower():
-        return Response(asset.gzipped, media_type="text/javascript; charset=utf-8",
-                        headers={**headers, "Content-Encoding": "gzip"})
-    return Response(asset.plain, media_type="text/javascript; charset=utf-8", headers=headers)
+    return encoded_response(request, _plotly_asset(), media_type=_JAVASCRIPT,
+                            headers=_SCRIPT_HEADERS)
+
+
+@router.get(CHARTS_PATH)
+def charts_js(request: Request) -> Response:
+    """The pages' chart drawing (a file, not an inline script: the pages are served as stored
+    bytes, so they carry no per-response nonce)."""
+    return encoded_response(request, _charts_asset(), media_type=_JAVASCRIPT,
+                            headers=_SCRIPT_HEADERS)
 
 
 def plotly_src() -> str:
@@ -42,15 +40,22 @@ def plotly_src() -> str:
     return f"{PLOTLY_PATH}?v={_plotly_version()}"
 
 
-@functools.cache
-def _plotly_asset() -> StaticAsset:
-    import gzip
+def charts_src() -> str:
+    """The chart script's URL, named by its content."""
+    return f"{CHARTS_PATH}?v={_charts_asset().etag.strip(chr(34))[:12]}"
 
+
+@functools.cache
+def _plotly_asset() -> EncodedBody:
     from plotly.offline import get_plotlyjs
 
-    plain = get_plotlyjs().encode("utf-8")
-    return StaticAsset(plain=plain, gzipped=gzip.compress(plain, compresslevel=6, mtime=0),
-                       etag='"' + hashlib.sha256(plain).hexdigest()[:32] + '"')
+    return EncodedBody.of(get_plotlyjs().encode("utf-8"))
+
+
+@functools.cache
+def _charts_asset() -> EncodedBody:
+    return EncodedBody.of(resources.files("registry.api").joinpath("static/charts.js")
+                          .read_bytes())
 
 
 @functools.cache

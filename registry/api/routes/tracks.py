@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -27,6 +28,7 @@ from registry.api.deps import (
     SessionDep,
     TrackPath,
 )
+from registry.api.encoded import EncodedBody, encoded_response
 from registry.api.idempotency import IdempotencyKey, request_fingerprint, run_idempotent
 from registry.api.problems import problem_responses
 from registry.api.schemas import (
@@ -177,15 +179,16 @@ def audit(track: TrackPath, session: SessionDep, _: ReaderDep, request: Request,
 @router.get("/{track:path}/leaderboard", response_model=Leaderboard,
             responses=problem_responses(401, 404, 422, 503),
             summary="Champion and challengers with net metrics, curves and the gate's verdicts")
-def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep,
-                config: ConfigDep) -> Response:
-    if session.get(Track, track) is None:
-        raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    from registry.evidence import leaderboard_json  # pandas, scipy: on first use
+def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep, config: ConfigDep,
+                request: Request) -> Response:
+    from registry.evidence import read_leaderboard, stored_view  # pandas, scipy: on first use
 
-    # The stored bytes while the track's evidence is unchanged (validated when computed).
-    return Response(leaderboard_json(session, track=track, config=config),
-                    media_type="application/json")
+    # Serialised and compressed once per change of the track's evidence, then served as is.
+    body = stored_view(session, track=track, config=config, kind="leaderboard-body",
+                       render=lambda: EncodedBody.of(orjson.dumps(
+                           read_leaderboard(session, track=track, config=config))))
+    return encoded_response(request, body, media_type="application/json",
+                            headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/{track:path}/rollback", response_model=TransitionResponse,

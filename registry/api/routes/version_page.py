@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from registry.api.html import render_html
 from registry.api.routes.page import CHAMPION_COLOUR, reader_page
-from registry.api.routes.static import plotly_src
+from registry.api.routes.static import charts_src, plotly_src
 from registry.db import read_session
 from registry.gate_cli import format_quantity, gate_rows
 
@@ -41,7 +41,8 @@ def _render(request: Request, *, version_id: str) -> Response:
     report = version["report"]
     return render_html(request, "version.html", status=200, version=version,
                        rules=gate_rows(report) if report else [], figures=figures,
-                       provenance=_provenance(version["details"]), plotly_src=plotly_src())
+                       provenance=_provenance(version["details"]), plotly_src=plotly_src(),
+                       charts_src=charts_src())
 
 
 def _provenance(details: dict[str, Any]) -> list[tuple[str, str]]:
