@@ -60,8 +60,11 @@ class Connection:
 
 
 def request_bytes(method: str, path: str, port: int, token: str | None,
-                  body: dict | None = None) -> bytes:
+                  body: dict | None = None, *, accept_gzip: bool = False) -> bytes:
+    """A raw request; with ``accept_gzip`` it accepts a gzipped answer (read, not unpacked)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: application/json"]
+    if accept_gzip:
+        lines.append("Accept-Encoding: gzip")
     if token:
         lines.append(f"Authorization: Bearer {token}")
     payload = b""

@@ -7,14 +7,21 @@ challengers, one of them clearly better), each with ``--days`` settled shadow da
 - ``--consumers`` keep-alive connections call ``GET /api/v1/tracks/{track}/champion`` back to
   back (the hot path);
 - ``--readers`` other connections alternately load the page (``GET /?track=…``) and
-  ``GET /api/v1/tracks/{track}/leaderboard``.
+  ``GET /api/v1/tracks/{track}/leaderboard``, accepting gzip as browsers and HTTP clients do
+  (each a fresh load: no ``If-None-Match``).
+
+The consumers and the readers run in two processes of their own (neither the server's nor each
+other's), started together, so that reading the readers' big answers never delays the timing
+of a consumer's.
 
 After that, ``--promotions`` gated promotions, each on a track of its own built the same way
 (a rollback re-crowns the old champion, which then has no evidence since its return): the
 leaderboard is read first, as the page's readers do, then its winner is promoted through the
 gate, which judges the whole track. Prints the
-champion endpoint's p50/p99 under the mixed load, the leaderboard's p50, and the gated
-promotion's p50 (the gate judges the whole track), with the targets beside them.
+champion endpoint's p50/p99 under the mixed load (and, measured just before, with its consumers
+alone, so that what the readers cost stands apart from what a busy machine costs), the
+leaderboard's p50, and the gated promotion's p50 (the gate judges the whole track), with the
+targets beside them.
 
     .venv/bin/python bench/mixed_load.py [--seconds 20] [--versions 60] [--days 250]
                                          [--consumers 8] [--readers 8] [--json OUT]
@@ -25,6 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import statistics
 import sys
 import tempfile
@@ -61,32 +70,59 @@ async def _drive(port: int, requests: list[bytes], until: float,
         await connection.close()
 
 
-async def mixed(port: int, token: str, args: argparse.Namespace) -> dict[str, Any]:
+def _client_group(port: int, requests: list[list[bytes]], seconds: float,
+                  start: multiprocessing.synchronize.Barrier,
+                  results: multiprocessing.Queue) -> None:
+    """One process's connections (one list of requests each, sent in turn) for ``seconds``,
+    from the moment every group is ready."""
+
+    async def drive_all() -> tuple[list[float], list[str]]:
+        timings: list[float] = []
+        errors: list[str] = []
+        until = time.perf_counter() + seconds
+        await asyncio.gather(*(_drive(port, raw, until, timings, errors) for raw in requests))
+        return timings, errors
+
+    start.wait()
+    results.put(asyncio.run(drive_all()))
+
+
+def mixed(port: int, token: str, args: argparse.Namespace, *,
+          readers: bool = True) -> dict[str, Any]:
     champion = request_bytes("GET", f"/api/v1/tracks/{TRACK}/champion", port, token)
-    board = request_bytes("GET", f"/api/v1/tracks/{TRACK}/leaderboard", port, token)
-    page = request_bytes("GET", f"/?track={TRACK}", port, None)
-    champion_ms: list[float] = []
-    board_ms: list[float] = []
-    errors: list[str] = []
-    until = time.perf_counter() + args.seconds
-    await asyncio.gather(
-        *(_drive(port, [champion], until, champion_ms, errors) for _ in range(args.consumers)),
-        *(_drive(port, [board, page] if i % 2 else [page, board], until, board_ms, errors)
-          for i in range(args.readers)))
-    return {"champion": champion_ms, "mixed_readers": board_ms, "errors": errors}
+    board = request_bytes("GET", f"/api/v1/tracks/{TRACK}/leaderboard", port, token,
+                          accept_gzip=True)
+    page = request_bytes("GET", f"/?track={TRACK}", port, None, accept_gzip=True)
+    groups = {"champion": [[champion]] * args.consumers}
+    if readers:
+        groups["mixed_readers"] = [[board, page] if i % 2 else [page, board]
+                                   for i in range(args.readers)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(groups))
+    outcome: dict[str, Any] = {"errors": []}
+    queues = {name: context.Queue() for name in groups}
+    processes = {name: context.Process(target=_client_group, args=(
+        port, requests, args.seconds, start, queues[name])) for name, requests in groups.items()}
+    for process in processes.values():
+        process.start()
+    for name, process in processes.items():
+        outcome[name], errors = queues[name].get(timeout=args.seconds + 300)
+        outcome["errors"] += errors
+        process.join()
+    return outcome
 
 
-async def board_alone(port: int, token: str, n: int) -> list[float]:
-    board = request_bytes("GET", f"/api/v1/tracks/{TRACK}/leaderboard", port, token)
+async def alone(port: int, raw: bytes, n: int) -> list[float]:
+    """``raw`` sent ``n`` times on one connection, nothing else running."""
     timings: list[float] = []
     connection = Connection(port)
     await connection.open()
     try:
         for _ in range(n):
             started = time.perf_counter()
-            status, body = await connection.request(board)
+            status, body = await connection.request(raw)
             if status != 200:
-                raise RuntimeError(f"leaderboard answered {status}: {body[:200]!r}")
+                raise RuntimeError(f"answered {status}: {body[:200]!r}")
             timings.append((time.perf_counter() - started) * 1000)
     finally:
         await connection.close()
@@ -143,20 +179,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             artefacts_root=registry.artefacts_root, workdir=root,
                             config=config) as server:
             port = server.port
-            cold = asyncio.run(board_alone(port, registry.read_token, 1))[0]
-            loaded = asyncio.run(mixed(port, registry.read_token, args))
-            alone = asyncio.run(board_alone(port, registry.read_token, 50))
+            board = request_bytes("GET", f"/api/v1/tracks/{TRACK}/leaderboard", port,
+                                  registry.read_token, accept_gzip=True)
+            page = request_bytes("GET", f"/?track={TRACK}", port, None, accept_gzip=True)
+            # computed once per change of the evidence: the first reads after seeding
+            cold = asyncio.run(alone(port, board, 1))[0]
+            cold_page = asyncio.run(alone(port, page, 1))[0]
+            # the same consumers with no readers: what this machine gives the hot path now
+            baseline = mixed(port, registry.read_token, args, readers=False)["champion"]
+            loaded = mixed(port, registry.read_token, args)
+            board_ms = asyncio.run(alone(port, board, 50))
             promote_ms, verdicts = asyncio.run(promotions(
                 port, registry.promote_token, registry.read_token, tracks))
         registry.engine.dispose()
-    champion = sorted(loaded["champion"])
+    champion, baseline = sorted(loaded["champion"]), sorted(baseline)
     return {
         "versions": args.versions, "days": args.days, "seconds": args.seconds,
         "consumers": args.consumers, "readers": args.readers,
         "champion_requests": len(champion), "reader_requests": len(loaded["mixed_readers"]),
         "errors": len(loaded["errors"]), "error_samples": sorted(set(loaded["errors"]))[:3],
+        "champion_alone_p50_ms": percentile(baseline, 50),
+        "champion_alone_p99_ms": percentile(baseline, 99),
         "champion_p50_ms": percentile(champion, 50), "champion_p99_ms": percentile(champion, 99),
-        "leaderboard_cold_ms": cold, "leaderboard_p50_ms": statistics.median(alone),
+        "leaderboard_cold_ms": cold, "page_cold_ms": cold_page,
+        "leaderboard_p50_ms": statistics.median(board_ms),
         "page_or_leaderboard_p50_under_load_ms": percentile(sorted(loaded["mixed_readers"]), 50),
         "promotion_p50_ms": statistics.median(promote_ms),
         "promotion_verdicts": sorted(set(verdicts)),
