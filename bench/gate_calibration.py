@@ -42,6 +42,7 @@ from scorer.superiority import anytime_boundary, group_sequential_boundary
 ALPHA, MIN_DAYS, HORIZON, DAYS, RETIRE_DAY, SD = 0.05, 60, 120, 250, 100, 0.01
 MODES = ("group_sequential", "anytime", "fixed")
 SCENARIOS = ("iid", "ar1 0.3", "student-t 3", "correlated 0.9", "retired at 100")
+POWER_TARGET = 1.7  # the anytime mode's target: 80 % power by this multiple of the oracle day
 SLACK = 0.01  # the gate is called where the statistic reaches 99 % of its boundary
 CHECKED = 3  # screened-out runs per cell closest to a boundary, evaluated unscreened (anytime: 1)
 
@@ -77,18 +78,22 @@ def boundary_on_mean(mode: str, level: float, day: int, horizon: int) -> float:
     return group_sequential_boundary(level, MIN_DAYS, horizon, day)
 
 
-def screen_ratios(d: np.ndarray, level: float, horizon: int) -> dict[str, np.ndarray]:
+def screen_ratios(
+    d: np.ndarray, level: float, horizon: int, modes: tuple[str, ...] = MODES
+) -> dict[str, np.ndarray]:
     """Per mode, [days, series]: (d̄_t − δ)/(σ̂_t·m'(t)); the gate passes where it exceeds 1.
 
     NaN where the mode takes no look (before min_days; group-sequential: after the horizon).
     """
     days = d.shape[0]
-    ratios = {mode: np.full(d.shape, np.nan) for mode in ("anytime", "group_sequential")}
-    for day in range(MIN_DAYS, days + 1):
+    screened = [mode for mode in ("anytime", "group_sequential") if mode in modes]
+    ratios = {mode: np.full(d.shape, np.nan) for mode in screened}
+    for day in range(MIN_DAYS, days + 1) if screened else ():
         window = d[:day]
         scaled = window.mean(axis=0) / np.sqrt(np.maximum(long_run_variance(window), 0.0))
-        ratios["anytime"][day - 1] = scaled / boundary_on_mean("anytime", level, day, horizon)
-        if day <= horizon:
+        if "anytime" in ratios:
+            ratios["anytime"][day - 1] = scaled / boundary_on_mean("anytime", level, day, horizon)
+        if "group_sequential" in ratios and day <= horizon:
             gs = boundary_on_mean("group_sequential", level, day, horizon)
             ratios["group_sequential"][day - 1] = scaled / gs
     return ratios
@@ -138,13 +143,15 @@ class Run:
         )
 
 
-def false_promotions(scenario: str, k: int, reps: int, seed: int) -> dict[str, Cell]:
+def false_promotions(
+    scenario: str, k: int, reps: int, seed: int, modes: tuple[str, ...] = MODES
+) -> dict[str, Cell]:
     nets = simulate(scenario, k, reps, DAYS, np.random.default_rng(seed))
     d = (nets[:, :, 1:] - nets[:, :, :1]).reshape(DAYS, reps * k)
     until = [DAYS] + [RETIRE_DAY if scenario.startswith("retired") else DAYS] * (k - 1)
     alive = np.arange(1, DAYS + 1)[:, None] <= np.tile(until, reps)[None, :]
-    cells, ratios = {}, screen_ratios(d, ALPHA / k, HORIZON)
-    for mode in MODES:
+    cells, ratios = {}, screen_ratios(d, ALPHA / k, HORIZON, modes)
+    for mode in modes:
         settings = GateSettings(mode=mode, min_dsr=0.0, horizon_days=HORIZON)
         if mode == "fixed":
             closeness = (ALPHA / k) / np.maximum(ewc_pvalues(d[:HORIZON]), 1e-300)
@@ -190,8 +197,11 @@ def oracle_day(edge: float, alpha: float = ALPHA, power: float = 0.8) -> int:
     return n
 
 
-def time_to_power(edge: float, reps: int, seed: int) -> dict[str, tuple[int | None, int | None]]:
-    """Per mode: (day of 80 % power, median first promotion), one challenger, iid days."""
+def time_to_power(
+    edge: float, reps: int, seed: int, modes: tuple[str, ...] = MODES
+) -> dict[str, tuple]:
+    """Per mode: (day of 80 % power, median first promotion, horizon, power by 1.7× the oracle
+    day), one challenger, iid days."""
     oracle = oracle_day(edge)
     days = int(1.8 * oracle)
     rng = np.random.default_rng(seed)
@@ -200,9 +210,10 @@ def time_to_power(edge: float, reps: int, seed: int) -> dict[str, tuple[int | No
     d = nets[:, :, 1] - nets[:, :, 0]
     horizons = {"group_sequential": math.ceil(1.25 * oracle), "anytime": oracle, "fixed": oracle}
     results = {}
-    for mode, horizon in horizons.items():
+    for mode in modes:
+        horizon = horizons[mode]
         if mode != "fixed":
-            ratios = screen_ratios(d, ALPHA, horizon)[mode]
+            ratios = screen_ratios(d, ALPHA, horizon, (mode,))[mode]
         settings = GateSettings(mode=mode, min_dsr=0.0, horizon_days=horizon)
         first = np.full(reps, np.inf)
         if mode == "fixed":
@@ -218,7 +229,8 @@ def time_to_power(edge: float, reps: int, seed: int) -> dict[str, tuple[int | No
                     if report.passed:
                         first[rep] = report.decided_on_day or day
                         break
-        results[mode] = (_day_reached(first, 0.8), _day_reached(first, 0.5), horizon)
+        by_target = float(np.mean(first <= POWER_TARGET * oracle))
+        results[mode] = (_day_reached(first, 0.8), _day_reached(first, 0.5), horizon, by_target)
     return {"oracle": oracle, **results}
 
 
@@ -237,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cases", default=",".join(SCENARIOS), help="false-promotion cases, comma-separated"
     )
+    parser.add_argument("--modes", default=",".join(MODES), help="gate modes, comma-separated")
     args = parser.parse_args(argv)
+    args.modes = tuple(mode for mode in MODES if mode in args.modes.split(","))
+    if not args.modes:
+        parser.error(f"--modes: choose from {', '.join(MODES)}")
     started = time.perf_counter()
     if "null" in args.tables:
         _null_table(args)
@@ -252,7 +268,7 @@ def _null_table(args: argparse.Namespace) -> None:
         f"False promotions, no true difference, checked daily to day {DAYS}; α = {ALPHA}, "
         f"min_days {MIN_DAYS}, horizon {HORIZON}; {args.reps} runs per cell (rate ± 1 s.e.)"
     )
-    print(f"{'case':<16} {'k':>3}  " + "  ".join(f"{m:>22}" for m in MODES))
+    print(f"{'case':<16} {'k':>3}  " + "  ".join(f"{m:>22}" for m in args.modes))
     worst, missed, calls = 0.0, 0, 0
     chosen = args.cases.split(",")
     for s, scenario in enumerate(SCENARIOS):
@@ -261,10 +277,10 @@ def _null_table(args: argparse.Namespace) -> None:
         for k in (1, 5, 10):
             if scenario.startswith("retired") and k == 1:
                 continue
-            cells = false_promotions(scenario, k, args.reps, args.seed + 100 * s + k)
+            cells = false_promotions(scenario, k, args.reps, args.seed + 100 * s + k, args.modes)
             print(
                 f"{scenario:<16} {k:>3}  "
-                + "  ".join(f"{cells[m].rate:>14.4f} ± {cells[m].error:.4f}" for m in MODES),
+                + "  ".join(f"{cells[m].rate:>14.4f} ± {cells[m].error:.4f}" for m in args.modes),
                 flush=True,
             )
             worst = max(worst, *(c.rate - 2 * c.error for c in cells.values()))
@@ -284,16 +300,18 @@ def _power_table(args: argparse.Namespace) -> None:
     )
     print(
         f"{'edge':>6} {'oracle':>7}  {'mode':<17} {'horizon':>7} {'80% power':>10} "
-        f"{'ratio':>6} {'median':>7} {'ratio':>6}"
+        f"{'ratio':>6} {'median':>7} {'ratio':>6}  power by {POWER_TARGET}× (± 1 s.e.)"
     )
     for e, edge in enumerate((0.16, 0.08)):
-        result = time_to_power(edge, args.power_reps, args.seed + 7 + e)
+        result = time_to_power(edge, args.power_reps, args.seed + 7 + e, args.modes)
         oracle = result["oracle"]
-        for mode in MODES:
-            powered, median, horizon = result[mode]
+        for mode in args.modes:
+            powered, median, horizon, by_target = result[mode]
+            error = math.sqrt(by_target * (1 - by_target) / args.power_reps)
             print(
                 f"{edge:>6} {oracle:>7}  {mode:<17} {horizon:>7} {_day(powered):>10} "
-                f"{_ratio(powered, oracle):>6} {_day(median):>7} {_ratio(median, oracle):>6}",
+                f"{_ratio(powered, oracle):>6} {_day(median):>7} {_ratio(median, oracle):>6}  "
+                f"{by_target:.3f} ± {error:.3f}",
                 flush=True,
             )
 

@@ -22,7 +22,9 @@ class GateSettings(BaseModel):
     min_days: int = Field(60, ge=2, description="paired days needed before any verdict")
     mode: Literal["group_sequential", "anytime", "fixed"] = "group_sequential"
     horizon_days: int = Field(
-        120, ge=2, description="last look (group-sequential), t_opt (anytime), decision day (fixed)"
+        120,
+        ge=2,
+        description="last look (group-sequential), planned days (anytime), decision day (fixed)",
     )
     min_dsr: float = Field(0.95, ge=0, le=1, description="Deflated Sharpe Ratio floor")
 

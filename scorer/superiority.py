@@ -5,7 +5,8 @@
   look where d̄_t − σ̂_t·c_t/√t > δ, c_t the Lan–DeMets O'Brien–Fleming boundary at τ = t/H
   (`scorer.spending`). A crossing is a decision, and so is reaching H without one: later days
   report it and never test again.
-- anytime: d̄_T − σ̂_T·m(T) > δ with the one-sided normal-mixture boundary m (`confidence_sequence`).
+- anytime: d̄_T − σ̂_T·m(T) > δ with the one-sided normal-mixture boundary m, its prior centred on
+  the edge a one-look test on H days would detect (`confidence_sequence`).
 - fixed: the EWC t-test on the first H paired days, decided once on day H.
 Both boundaries on d̄ are studentized: the z-boundary becomes the Student-t quantile with the same
 tail, with the Bartlett estimate's effective degrees of freedom (`newey_west.effective_dof`).
@@ -85,8 +86,8 @@ def _anytime(d: np.ndarray, settings: GateSettings, level: float) -> Superiority
     detail = (
         f"Anytime lower bound on the daily net edge {_bps(lower)} "
         f"{'exceeds' if passed else 'does not exceed'} the margin {_bps(margin)} "
-        f"(edge {_bps(mean)}, level α/k = {level:.4g}; one-sided mixture boundary, "
-        f"Student-t with {effective_dof(n_days)} degrees of freedom)."
+        f"(edge {_bps(mean)}, level α/k = {level:.4g}; one-sided mixture boundary planned for "
+        f"{t_opt} days, Student-t with {effective_dof(n_days)} degrees of freedom)."
     )
     days_needed = None if needed is None else needed - n_days
     return _on_the_bound(passed, detail, margin, mean, sigma, m, days_needed)
