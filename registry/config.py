@@ -48,6 +48,15 @@ class DatabaseConfig(_Section):
     url: str = Field("sqlite:///var/podium.db", description="SQLAlchemy URL")
 
 
+class ResourceRequest(_Section):
+    """What one spec's training task asks of a Ray node (Ray's own names; ``memory`` in bytes).
+    Only the ray executor reads it; it is no part of a version's fingerprint."""
+
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float = Field(0, ge=0)
+    memory: int | None = Field(None, gt=0)
+
+
 class ModelSpec(_Section):
     """One zoo entry: a named overlay over the base trainer config (checked by the zoo)."""
 
@@ -55,6 +64,16 @@ class ModelSpec(_Section):
     status: Literal["active", "retired"] = "active"
     description: str = ""
     overrides: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceRequest | None = None  # the keys it sets replace zoo.resources'
+
+
+class ZooConfig(_Section):
+    """Where the zoo trains: one spec after another here (``local``), or as Ray tasks on a
+    cluster (``ray``) whose nodes all see ``artefacts_root`` at the same path."""
+
+    executor: Literal["local", "ray"] = "local"
+    address: str | None = None  # unset: $RAY_ADDRESS, the cluster started here, or a new one
+    resources: ResourceRequest = ResourceRequest()
 
 
 class SyntheticData(_Section):
@@ -188,6 +207,7 @@ class PodiumConfig(_Section):
     trainer: TrainConfig = TrainConfig()
     wandb: WandbSettings = WandbSettings()
     model_specs: tuple[ModelSpec, ...] = ()
+    zoo: ZooConfig = ZooConfig()
     shadow: ShadowConfig = ShadowConfig()
     gate: GateSettings = GateSettings()
     server: ServerConfig = ServerConfig()

@@ -44,3 +44,23 @@ def scoring_bar(title: str) -> Iterator[ScoringReport]:
             bar.update(task, total=total, completed=done, description=version_id)
 
         yield report
+
+
+ClusterReport = Callable[[str, float | None, str], None]  # (spec, seconds trained or None, log)
+
+
+@contextmanager
+def cluster_board(spec_names: list[str], *, budget_seconds: float) -> Iterator[ClusterReport]:
+    """One row per spec sent to a cluster: queued, then seconds trained against the budget
+    and the trainer's last log line."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[log]}", style="dim"), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
+        rows = {name: bar.add_task(f"training {name}", total=budget_seconds, log="queued")
+                for name in spec_names}
+
+        def report(spec_name: str, trained: float | None, last_line: str) -> None:
+            bar.update(rows[spec_name], completed=min(trained or 0.0, budget_seconds),
+                       log=last_line[-60:])
+
+        yield report

@@ -1,12 +1,15 @@
 """``zoo``: list the model specs, train one, or train every active one.
 
 Exit codes: 0 when every spec it ran succeeded (or was already registered), 1 when any failed
-or timed out, 2 on bad usage or configuration (unknown spec, retired spec, disallowed key).
+or timed out, or when no Ray cluster answers at the address given, 2 on bad usage or
+configuration (unknown spec, retired spec, disallowed key, a malformed cluster address, a spec
+asking for resources no node of the cluster has, Ray not installed), 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -29,7 +32,7 @@ from registry.console import (
 )
 from registry.db import make_engine, read_session
 from registry.errors import ConfigError
-from registry.progress_bars import training_bar
+from registry.progress_bars import cluster_board, training_bar
 from zoo.runner import run_spec
 from zoo.runs import RunRecord, last_runs_by_spec
 from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
@@ -37,6 +40,7 @@ from zoo.specs import ALLOWED, active_specs, check_all_specs, find_spec
 app = new_app("Podium's model zoo: train declarative variants through the unchanged trainer "
               "and register each as a challenger (never touching the champion).", completion=True)
 
+Executor = Literal["local", "ray"]
 OK_STATUSES = {"registered", "skipped", "retrained"}
 
 
@@ -47,7 +51,15 @@ def main(
     spec: str | None = typer.Option(None, "--spec", metavar="NAME", help="Train this spec.",
                                     show_default=False),
     all_active: bool = typer.Option(False, "--all-active", help="Train every active spec, "
-                                    "one after another."),
+                                    "one after another (or side by side with --executor ray)."),
+    executor: Annotated[Executor | None, typer.Option(
+        "--executor", help="Where to train: here, one spec after another (local), or one Ray "
+        "task per spec (ray). Default: the config's zoo.executor.", show_default=False)] = None,
+    address: str | None = typer.Option(None, "--address", metavar="HOST:PORT",
+                                       help="The Ray cluster to train on (with --executor ray). "
+                                       "Default: the config's zoo.address, else $RAY_ADDRESS, "
+                                       "the cluster started on this machine, or a new local "
+                                       "one.", show_default=False),
     force: bool = typer.Option(False, "--force", help="Train even if this exact fingerprint "
                                "is already registered."),
     track: str | None = typer.Option(None, "--track", metavar="TRACK",
@@ -67,6 +79,9 @@ def main(
     if track is not None:
         settings = settings.for_track(track)
     check_all_specs(settings)
+    executor = executor or settings.zoo.executor
+    if address is not None and executor != "ray":
+        raise fail("--address names a Ray cluster: use it with --executor ray", exit_code=2)
     engine = make_engine(settings.database.url)
     try:
         if list_specs:
@@ -81,8 +96,13 @@ def main(
             specs = [chosen]
         else:
             specs = active_specs(settings)
-        records = [_run_one(settings, s, engine=engine, force=force,
-                            out=err_console if as_json else console) for s in specs]
+        out = err_console if as_json else console
+        if executor == "ray":
+            records = _run_on_ray(settings, specs, engine=engine, force=force, out=out,
+                                  address=address or settings.zoo.address)
+        else:
+            records = [_run_one(settings, s, engine=engine, force=force, out=out)
+                       for s in specs]
     finally:
         engine.dispose()
     if as_json:
@@ -101,10 +121,25 @@ def _run_one(settings: PodiumConfig, spec: ModelSpec, *, engine, force: bool,
              out: Console) -> RunRecord:
     with training_bar(spec.name, budget_seconds=settings.trainer.time_budget_seconds) as report:
         record = run_spec(settings, spec, engine=engine, force=force, progress=report)
-    style = "green" if record.status in OK_STATUSES else "red"
-    out.print(f"[{style}]{record.status}[/] {spec.name} → {record.version_id} "
-              f"({record.duration_seconds:.1f} s) {record.message}")
+    _print_record(record, out)
     return record
+
+
+def _run_on_ray(settings: PodiumConfig, specs: list[ModelSpec], *, engine, force: bool,
+                out: Console, address: str | None) -> list[RunRecord]:
+    from zoo.ray_executor import run_specs_on_ray  # Ray is imported only when asked for
+
+    with cluster_board([s.name for s in specs],
+                       budget_seconds=settings.trainer.time_budget_seconds) as report:
+        return run_specs_on_ray(settings, specs, engine=engine, address=address, force=force,
+                                on_record=lambda record: _print_record(record, out),
+                                progress=report)
+
+
+def _print_record(record: RunRecord, out: Console) -> None:
+    style = "green" if record.status in OK_STATUSES else "red"
+    out.print(f"[{style}]{record.status}[/] {record.spec} → {record.version_id} "
+              f"({record.duration_seconds:.1f} s) {record.message}")
 
 
 def _list(settings: PodiumConfig, engine, *, as_json: bool) -> None:

@@ -6,6 +6,10 @@ see ``zoo.deathsig``).
 Its bundle lands in ``runs/<run_id>/bundle``; only after the result line parses and SHA256SUMS
 verifies is it renamed to ``models/<track>/<version_id>`` and registered as a challenger. So an
 incomplete run never leaves a bundle where a sealed one would be, and never registers anything.
+
+``run_spec`` is the local executor: ``begin_run`` → ``needs_training`` → ``run_trainer`` →
+``finish_run`` → ``end_run``, in this process. ``zoo.ray_executor`` takes the same steps but runs
+``run_trainer`` on a cluster's worker.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from registry.config import ModelSpec, PodiumConfig
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure, InvalidData, PodiumError
 from registry.integrity import bundle_dir, verify_bundle
+from registry.models import ModelVersion
 from trainer.dataset import ensure_dataset
 from trainer.panel import PanelError
 from trainer.sources import open_source
@@ -52,31 +58,72 @@ class TrainerResult:
     message: str
 
 
+@dataclass
+class SpecRun:
+    """One spec on its way through the zoo: what it resolves to, and the record of the run."""
+
+    resolved: ResolvedSpec
+    record: RunRecord
+    final: Path  # where its sealed bundle goes: models/<track>/<version_id>
+    run_dir: Path  # runs/<run_id>: the resolved config, the trainer's log and staged bundle
+    clock: float
+    existing: ModelVersion | None = None
+
+    @property
+    def staged(self) -> Path:
+        return self.run_dir / "bundle"
+
+
 def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bool = False,
              trainer_command: Sequence[str] = TRAINER_COMMAND,
              progress: TrainingProgressCallback | None = None) -> RunRecord:
     """Train and register one spec; always returns (and records) what happened."""
+    run = begin_run(config, spec)
+    try:
+        with failures_recorded(config, run):
+            if needs_training(config, run, engine=engine, force=force):
+                result = run_trainer(config, run.resolved, run_dir=run.run_dir, out=run.staged,
+                                     trainer_command=trainer_command, progress=progress)
+                finish_run(config, run, result, engine=engine)
+    finally:
+        end_run(config, run)
+    return run.record
+
+
+def begin_run(config: PodiumConfig, spec: ModelSpec) -> SpecRun:
+    """Resolve a spec against the landed data and open its record (status ``failed`` until
+    something better is known)."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     run_id = f"{started:%Y%m%dT%H%M%S}-{spec.name}-{secrets.token_hex(3)}"
     resolved = resolve_for_data(config, spec)
     record = RunRecord(run_id=run_id, spec=spec.name, version_id=resolved.version_id,
                        status="failed", started_at=started, duration_seconds=0.0,
                        train_cutoff=resolved.train_cutoff)
+    final = bundle_dir(config.artefacts_root, track=config.track,
+                       version_id=resolved.version_id)
+    return SpecRun(resolved, record, final, config.artefacts_root / "runs" / run_id, clock)
+
+
+@contextmanager
+def failures_recorded(config: PodiumConfig, run: SpecRun) -> Iterator[None]:
+    """A domain or storage error fails this spec, with its reason; the zoo goes on."""
     try:
-        _run(config, resolved, record, engine=engine, force=force,
-             trainer_command=trainer_command, progress=progress)
+        yield
     except PodiumError as exc:
-        record.status, record.message = "failed", exc.detail
-    except OSError as exc:  # disk full, read-only root, …: this spec fails, the zoo goes on
+        run.record.status, run.record.message = "failed", exc.detail
+    except OSError as exc:  # disk full, read-only root, …
         where = exc.filename or f"under the artefacts root {config.artefacts_root}"
-        record.status, record.message = "failed", f"{exc.strerror or exc}: {where}"
-    finally:
-        record.duration_seconds = round(time.monotonic() - clock, 3)
-        try:
-            append_run(config.artefacts_root, record)
-        except OSError as exc:  # the run's outcome stands; say why runs.parquet lacks it
-            record.message += f" (not recorded in runs.parquet: {exc.strerror or exc})"
-    return record
+        run.record.status, run.record.message = "failed", f"{exc.strerror or exc}: {where}"
+
+
+def end_run(config: PodiumConfig, run: SpecRun) -> None:
+    """Time the run and append it to runs.parquet (saying so in its message if that fails)."""
+    record = run.record
+    record.duration_seconds = round(time.monotonic() - run.clock, 3)
+    try:
+        append_run(config.artefacts_root, record)
+    except OSError as exc:  # the run's outcome stands; say why runs.parquet lacks it
+        record.message += f" (not recorded in runs.parquet: {exc.strerror or exc})"
 
 
 def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
@@ -98,31 +145,33 @@ def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
     return resolve_spec(config, spec, train_cutoff=landed[-1], dataset_fingerprint=fingerprint)
 
 
-def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, engine: Engine,
-         force: bool, trainer_command: Sequence[str],
-         progress: TrainingProgressCallback | None) -> None:
-    final = bundle_dir(config.artefacts_root, track=config.track,
-                       version_id=resolved.version_id)
+def needs_training(config: PodiumConfig, run: SpecRun, *, engine: Engine, force: bool) -> bool:
+    """Settle a spec that needs no trainer (already registered: skipped; a sealed bundle left
+    by an interrupted registration: registered now), else make its run directory."""
+    record, resolved = run.record, run.resolved
     with read_session(engine) as session:
-        existing = store.find_by_fingerprint(session, resolved.fingerprint)
-    if existing is not None and not force:
+        run.existing = store.find_by_fingerprint(session, resolved.fingerprint)
+    if run.existing is not None and not force:
         record.status = "skipped"
-        record.message = f"already registered as {existing.version_id} ({existing.state})"
-        record.bundle_path = str(final)
-        return
-    if existing is None and final.is_dir():
+        record.message = f"already registered as {run.existing.version_id} ({run.existing.state})"
+        record.bundle_path = str(run.final)
+        return False
+    if run.existing is None and run.final.is_dir():
         # A sealed bundle whose registration was interrupted: verify it and finish the job.
-        verify_bundle(final)
+        verify_bundle(run.final)
         _register(config, resolved, engine=engine, details={"recovered": True})
-        record.status, record.bundle_path = "registered", str(final)
+        record.status, record.bundle_path = "registered", str(run.final)
         record.message = "registered a sealed bundle left by an interrupted run"
-        return
-    run_dir = config.artefacts_root / "runs" / record.run_id
-    run_dir.mkdir(parents=True)
-    staged = run_dir / "bundle"
-    record.log_path = str(run_dir / "trainer.log")
-    result = run_trainer(config, resolved, run_dir=run_dir, out=staged,
-                         trainer_command=trainer_command, progress=progress)
+        return False
+    run.run_dir.mkdir(parents=True)
+    record.log_path = str(run.run_dir / "trainer.log")
+    return True
+
+
+def finish_run(config: PodiumConfig, run: SpecRun, result: TrainerResult, *,
+               engine: Engine) -> None:
+    """Given the trainer's result: verify the staged bundle, move it into place, register it."""
+    record, staged = run.record, run.staged
     record.metrics = {k: v for k, v in result.payload.items() if k.startswith("val_")}
     if result.status != "ok":
         record.status, record.message = result.status, result.message
@@ -132,14 +181,14 @@ def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, eng
     except IntegrityFailure as exc:
         record.status, record.message = "failed", f"the trainer's bundle is not sealed: {exc}"
         return
-    if existing is not None:  # forced: keep the registered bundle, keep this one for comparison
+    if run.existing is not None:  # forced: keep the registered bundle, keep this one to compare
         record.status, record.bundle_path = "retrained", str(staged)
-        record.message = f"retrained {existing.version_id}; the registered bundle is unchanged"
+        record.message = f"retrained {run.existing.version_id}; the registered bundle is unchanged"
         return
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staged, final)  # atomic on one filesystem; fails if final appeared meanwhile
-    record.bundle_path = str(final)
-    _register(config, resolved, engine=engine, details={"result": result.payload})
+    run.final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staged, run.final)  # atomic on one filesystem; fails if final appeared meanwhile
+    record.bundle_path = str(run.final)
+    _register(config, run.resolved, engine=engine, details={"result": result.payload})
     record.status, record.message = "registered", "registered as a challenger"
 
 
@@ -191,7 +240,7 @@ def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, 
             except subprocess.TimeoutExpired:
                 elapsed = time.monotonic() - started
                 if progress is not None:
-                    progress(resolved.spec.name, elapsed, _last_line(log_path))
+                    progress(resolved.spec.name, elapsed, last_log_line(log_path))
                 if elapsed >= deadline:
                     _kill_group(child)
                     return TrainerResult("timeout", {}, f"killed at the hard deadline "
@@ -230,7 +279,7 @@ def _kill_group(child: subprocess.Popen) -> None:
     child.wait()
 
 
-def _last_line(path: Path) -> str:
+def last_log_line(path: Path) -> str:
     try:
         with open(path, "rb") as handle:
             handle.seek(max(0, path.stat().st_size - 400))

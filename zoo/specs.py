@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry.config import ModelSpec, PodiumConfig
+from registry.config import ModelSpec, PodiumConfig, ResourceRequest
 from registry.errors import ConfigError, describe_invalid_fields
 from registry.ids import build_version_id, fingerprint
 from trainer import TRAINER_CODE_VERSION
@@ -115,3 +115,13 @@ def resolve_spec(config: PodiumConfig, spec: ModelSpec, *, train_cutoff: dt.date
                          code_version=TRAINER_CODE_VERSION)
     version_id = build_version_id(train.label, train.train_cutoff, digest)
     return ResolvedSpec(spec, train, dataset_fingerprint, digest, version_id)
+
+
+def resources_for(config: PodiumConfig, spec: ModelSpec) -> ResourceRequest:
+    """What the spec's training task asks of a node: ``zoo.resources``, with the keys the spec's
+    own ``resources`` sets replacing them."""
+    base = config.zoo.resources
+    if spec.resources is None:
+        return base
+    return base.model_copy(update={key: getattr(spec.resources, key)
+                                   for key in spec.resources.model_fields_set})

@@ -169,3 +169,17 @@ def test_completion_is_on(tmp_path: Path) -> None:
     result = subprocess.run([str(BIN / "registry")], env=env, capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 0 and "versions" in result.stdout.split()
+
+
+def test_zoo_on_a_cluster_says_what_is_wrong(invoke: Invoke) -> None:
+    code, out, err = invoke(zoo_cli.app, "--all-active", "--address", "127.0.0.1:9")
+    assert code == 2 and not out
+    assert "--address names a Ray cluster: use it with --executor ray" in err
+    code, _, err = invoke(zoo_cli.app, "--all-active", "--executor", "fleet")
+    assert code == 2 and "'fleet' is not one of 'local', 'ray'" in err
+    pytest.importorskip("ray")
+    code, out, err = invoke(zoo_cli.app, "--all-active", "--executor", "ray",
+                            "--address", "127.0.0.1:9")
+    assert code == 1 and not out
+    assert "error: no Ray cluster answers at 127.0.0.1:9 (Connection refused); start one" in err
+    assert "Traceback" not in err
