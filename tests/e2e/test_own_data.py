@@ -4,8 +4,8 @@ The team's pipeline lands a Parquet panel day by day; the zoo trains built-in sp
 model trained outside Podium (the NumPy example) registers over REST and submits its scores for
 each next day before that day lands; ``shadow run`` settles both kinds; the leaderboard and the
 gate rank them; the gate crowns the external model on its shadow record (no force), and a
-consumer resolves and loads the new champion with its own loader. Bad data stops the zoo with
-exit 2 and registers nothing.
+consumer resolves and loads the new champion with its own loader. Bad data, or a landed day
+rewritten after a shadow run used it, stops the zoo with exit 2 and registers nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from sqlalchemy import Engine
@@ -28,6 +29,8 @@ from sqlmodel import select
 from registry.client import Client, load_champion
 from registry.db import read_session
 from registry.errors import ConfigError
+from registry.history import check_history
+from registry.landing import landed_days, track_source
 from registry.models import AuditEntry, ModelVersion
 from registry.testing import RegistryServer
 from tests.conftest import REPO
@@ -38,6 +41,7 @@ from tests.shadow.conftest import (
     PANEL_DAYS,
     PANEL_LANDED,
     land_panel,
+    panel_config,
 )
 
 pytestmark = pytest.mark.slow
@@ -215,4 +219,23 @@ def test_bad_panel_stops_the_zoo_with_exit_2_and_registers_nothing(
     assert zoo.returncode == 2
     assert f"{duplicate.parent.name}/part-1.parquet" in zoo.stderr
     assert "duplicate (date, asset)" in zoo.stderr and "Traceback" not in zoo.stderr
+    assert_nothing_registered(engine)
+
+
+def test_a_rewritten_day_in_the_training_window_stops_the_zoo(
+        engine: Engine, db_url: str, tmp_path: Path) -> None:
+    env = zoo_env(db_url, tmp_path)
+    land_panel(tmp_path / "panel", 200)
+    config = panel_config(db_url, tmp_path / "artefacts", tmp_path / "panel")
+    landed = landed_days(config)
+    # the digests a shadow run records of the days it reads (here: all of them)
+    check_history(engine, track=TRACK, digests=track_source(config).digests())
+    rewritten = landed[150]
+    partition = tmp_path / "panel" / f"date={rewritten.isoformat()}" / "part-0.parquet"
+    rows = pd.read_parquet(partition)
+    rows.assign(ret=rows["ret"] * 1.01).to_parquet(partition, index=False)
+    zoo = cli("zoo", "--all-active", env=env)
+    assert zoo.returncode == 2, zoo.stdout + zoo.stderr
+    assert f"the data of {rewritten.isoformat()} changed after it was used" in zoo.stderr
+    assert "Traceback" not in zoo.stderr
     assert_nothing_registered(engine)
