@@ -1,12 +1,12 @@
 """``shadow run``: for each configured track, predict every pending (version, day) on that track's
 own data, then settle every day whose outcome has landed.
 
-Each track is scored from its own source only (:mod:`shadow.landing`), under its own lease, with
+Each track is scored from its own source only (:mod:`registry.landing`), under its own lease, with
 its own portfolio settings; a version registered on a track the configuration does not name is
 not scored at all (it is listed, with the reason). Per track: the landed days are listed, the
 days the run needs are read (from ``WARMUP_DAYS - 1`` days before the first day some version has
 yet to settle: a feature row uses that much history and no more), their digests checked against
-those recorded when they were first used (:mod:`shadow.history`), and the versions run through
+those recorded when they were first used (:mod:`registry.history`), and the versions run through
 the pipeline (:mod:`shadow.pipeline`). A predicted day ``t`` settles once day ``t+1`` has
 landed: gross, turnover, cost and net go into ``shadow_score`` once per (version, day), ever.
 """
@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 
 from registry.config import PodiumConfig
 from registry.errors import InvalidData, PodiumError
-from shadow.history import check_history
-from shadow.landing import track_source
+from registry.history import check_history
+from registry.landing import track_source
 from shadow.lease import (
     SHADOW_LEASE,
     LeaseHeartbeat,

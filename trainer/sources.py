@@ -1,10 +1,11 @@
 """A track's data source: the bundled synthetic market or a user's panel, behind one interface.
 
 Both give the landed days, wide daily returns (index dates, columns assets) from a day on, the
-extra feature columns a model asks for, a digest per landed day and the dataset fingerprint of a
-training window. The synthetic market keeps its fingerprint (its generation parameters); a
-panel's fingerprint is a digest of the training window's content plus the source's description,
-so the same data gives the same version id and different data a different one.
+extra feature columns a model asks for, a digest per landed day (and those a training window
+reads) and the dataset fingerprint of a training window. The synthetic market keeps its
+fingerprint (its generation parameters); a panel's fingerprint is a digest of the training
+window's content plus the source's description, so the same data gives the same version id and
+different data a different one.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class SyntheticSource:
         partitions = read_metadata(self.feed.path)["partitions"]
         return {dt.date.fromisoformat(day): digest for day, digest in partitions.items()}
 
+    def training_digests(self, cutoff: dt.date, train: TrainConfig) -> dict[dt.date, str]:
+        """The digests of the days a training window ending at ``cutoff`` reads (all of them
+        through ``cutoff``)."""
+        return {day: digest for day, digest in self.digests().items() if day <= cutoff}
+
     def fingerprint(self, cutoff: dt.date, train: TrainConfig) -> str:
         return dataset_fingerprint(self.market)
 
@@ -129,6 +135,12 @@ class PanelSource:
         """Each landed day's content digest (from ``start`` on, when given)."""
         return self.panel(start).digests
 
+    def training_digests(self, cutoff: dt.date, train: TrainConfig) -> dict[dt.date, str]:
+        """The digests of the days a training window ending at ``cutoff`` reads."""
+        start = window_start(self.landed_days(), cutoff, train.train_days)
+        return {day: digest for day, digest in sorted(self.digests().items())
+                if start <= day <= cutoff}
+
     def fingerprint(self, cutoff: dt.date, train: TrainConfig) -> str:
         return _digest({"source": self.config.description(),
                         "days": self._window_digests(cutoff, train)})
@@ -147,9 +159,8 @@ class PanelSource:
                 "fingerprint": self.fingerprint(cutoff, train)}
 
     def _window_digests(self, cutoff: dt.date, train: TrainConfig) -> list[list[str]]:
-        start = window_start(self.landed_days(), cutoff, train.train_days)
-        return [[day.isoformat(), digest] for day, digest in sorted(self.digests().items())
-                if start <= day <= cutoff]
+        return [[day.isoformat(), digest]
+                for day, digest in self.training_digests(cutoff, train).items()]
 
 
 def open_source(datasets_root: str | Path, train: TrainConfig) -> SyntheticSource | PanelSource:

@@ -34,6 +34,7 @@ from registry import store
 from registry.config import ModelSpec, PodiumConfig
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure, InvalidData, PodiumError
+from registry.history import verify_history
 from registry.integrity import bundle_dir, verify_bundle
 from registry.models import ModelVersion
 from trainer.dataset import ensure_dataset
@@ -95,7 +96,7 @@ def begin_run(config: PodiumConfig, spec: ModelSpec) -> SpecRun:
     something better is known)."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     run_id = f"{started:%Y%m%dT%H%M%S}-{spec.name}-{secrets.token_hex(3)}"
-    resolved = resolve_for_data(config, spec)
+    resolved = resolve_for_data(config, spec, engine=engine)
     record = RunRecord(run_id=run_id, spec=spec.name, version_id=resolved.version_id,
                        status="failed", started_at=started, duration_seconds=0.0,
                        train_cutoff=resolved.train_cutoff)
@@ -126,9 +127,12 @@ def end_run(config: PodiumConfig, run: SpecRun) -> None:
         record.message += f" (not recorded in runs.parquet: {exc.strerror or exc})"
 
 
-def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
+def resolve_for_data(config: PodiumConfig, spec: ModelSpec, *,
+                     engine: Engine | None = None) -> ResolvedSpec:
     """Resolve a spec against the track's data as it has landed (the synthetic market is
-    created first if needed). Data that breaks the panel contract is ``InvalidData``."""
+    created first if needed). Data that breaks the panel contract is ``InvalidData``; with
+    ``engine``, a day of the training window whose content changed since a shadow run used it
+    is ``HistoryChanged`` (the day named). Either way nothing is trained or registered."""
     if config.trainer.panel is None:
         try:
             ensure_dataset(config.datasets_root, config.market)
@@ -140,8 +144,11 @@ def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
         landed = source.landed_days()
         cutoff = resolve_cutoff(landed, config.trainer.train_cutoff)
         fingerprint = source.fingerprint(cutoff, config.trainer)
+        digests = source.training_digests(cutoff, config.trainer)
     except (PanelError, WindowError) as exc:  # bad data: nothing is trained or registered
         raise InvalidData(str(exc)) from None
+    if engine is not None:
+        verify_history(engine, track=config.track, digests=digests)
     return resolve_spec(config, spec, train_cutoff=landed[-1], dataset_fingerprint=fingerprint)
 
 

@@ -13,7 +13,7 @@ from registry.db import read_session, write_session
 from registry.errors import AlreadyExists, LookAhead
 from registry.external import register_external_version
 from registry.models import ShadowScore
-from shadow.external import submit_predictions
+from registry.submissions import submit_predictions
 from shadow.runner import run_shadow
 from tests import external_fixtures
 from tests.external_fixtures import CUTOFF, TRACK, land, landed, next_day

@@ -17,8 +17,8 @@ from sqlmodel import select
 
 from registry.db import read_session
 from registry.errors import HistoryChanged, InvalidData
+from registry.landing import landed_days, last_landed
 from registry.models import ShadowScore
-from shadow.landing import landed_days, last_landed
 from shadow.predictions import PredictionStore
 from shadow.runner import run_shadow
 from tests.conftest import REPO

@@ -85,7 +85,7 @@ def register_external(body: ExternalVersionRequest, principal: PromoterDep, engi
 async def submit_predictions(version_id: VersionIdPath, day: DayPath, principal: PromoterDep,
                              engine: EngineDep, config: ConfigDep, request: Request
                              ) -> JSONResponse:
-    from shadow.external import submit_predictions as submit
+    from registry.submissions import submit_predictions as submit  # pandas: on first use
 
     assets, scores = parse_predictions(await request.body(), request.headers.get("content-type"))
     accepted = await run_in_threadpool(submit, engine, config, version_id=version_id, day=day,
@@ -102,7 +102,7 @@ async def submit_predictions(version_id: VersionIdPath, day: DayPath, principal:
             summary="The days an external version submitted, and when each arrived")
 def list_submissions(version_id: VersionIdPath, engine: EngineDep, _: ReaderDep
                      ) -> SubmissionList:
-    from shadow.external import list_submissions as submitted
+    from registry.submissions import list_submissions as submitted
 
     return SubmissionList(items=[SubmissionPublic.model_validate(row)
                                  for row in submitted(engine, version_id)])

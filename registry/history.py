@@ -1,0 +1,67 @@
+"""History never changes silently: each landed day's digest is recorded when a shadow run first
+uses it, and whatever later reads that day again (the next run, the zoo training on a window
+that holds it) compares its content with the record and refuses the track, naming the day. Settled
+scores are never recomputed, so what was scored stays what was seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from registry.db import read_session, write_session
+from registry.errors import HistoryChanged
+from registry.models import LandedDay
+
+MAX_NAMED_DAYS = 5
+
+
+def verify_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) -> None:
+    """Raise :class:`HistoryChanged` if a day of ``digests`` recorded for ``track`` had other
+    content; record nothing."""
+    if digests:
+        with read_session(engine) as session:
+            _refuse_changed(track, digests, _recorded(session, track, digests))
+
+
+def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) -> int:
+    """Compare ``digests`` with those recorded for ``track``; record the new days (returned:
+    how many). Raise :class:`HistoryChanged` if a recorded day's content differs."""
+    if not digests:
+        return 0
+    with write_session(engine) as session:
+        recorded = _recorded(session, track, digests)
+        _refuse_changed(track, digests, recorded)
+        new = [LandedDay(track=track, day=day, digest=digest)
+               for day, digest in sorted(digests.items()) if day not in recorded]
+        session.add_all(new)
+        try:
+            session.commit()
+        except IntegrityError:  # another runner recorded them first; the next run compares
+            session.rollback()
+            return 0
+    return len(new)
+
+
+def _recorded(session: Session, track: str, digests: dict[dt.date, str]) -> dict[dt.date, str]:
+    first, last = min(digests), max(digests)
+    return {row.day: row.digest for row in session.exec(
+        select(LandedDay).where(LandedDay.track == track, col(LandedDay.day) >= first,
+                                col(LandedDay.day) <= last))}
+
+
+def _refuse_changed(track: str, digests: dict[dt.date, str],
+                    recorded: dict[dt.date, str]) -> None:
+    changed = sorted(day for day, digest in digests.items()
+                     if recorded.get(day, digest) != digest)
+    if not changed:
+        return
+    named = ", ".join(day.isoformat() for day in changed[:MAX_NAMED_DAYS])
+    more = f" and {len(changed) - MAX_NAMED_DAYS} more" if len(changed) > MAX_NAMED_DAYS else ""
+    raise HistoryChanged(
+        f"track {track!r}: the data of {named}{more} changed after it was used; landed history "
+        "must not be rewritten (restore the day as it was, or land corrections as new days)",
+        days=[day.isoformat() for day in changed])
