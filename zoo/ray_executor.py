@@ -79,7 +79,7 @@ def run_specs_on_ray(config: PodiumConfig, specs: Sequence[ModelSpec], *, engine
         records: dict[str, RunRecord] = {}
         to_train: list[SpecRun] = []
         for spec in specs:  # skip what is registered before anything is sent
-            spec_run = begin_run(config, spec)
+            spec_run = begin_run(config, spec, engine=engine)
             records[spec.name] = spec_run.record
             with failures_recorded(config, spec_run):
                 if needs_training(config, spec_run, engine=engine, force=force):

@@ -79,7 +79,7 @@ def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bo
              trainer_command: Sequence[str] = TRAINER_COMMAND,
              progress: TrainingProgressCallback | None = None) -> RunRecord:
     """Train and register one spec; always returns (and records) what happened."""
-    run = begin_run(config, spec)
+    run = begin_run(config, spec, engine=engine)
     try:
         with failures_recorded(config, run):
             if needs_training(config, run, engine=engine, force=force):
@@ -91,9 +91,9 @@ def run_spec(config: PodiumConfig, spec: ModelSpec, *, engine: Engine, force: bo
     return run.record
 
 
-def begin_run(config: PodiumConfig, spec: ModelSpec) -> SpecRun:
-    """Resolve a spec against the landed data and open its record (status ``failed`` until
-    something better is known)."""
+def begin_run(config: PodiumConfig, spec: ModelSpec, *, engine: Engine) -> SpecRun:
+    """Resolve a spec against the landed data (refusing a rewritten day of its window) and open
+    its record (status ``failed`` until something better is known)."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     run_id = f"{started:%Y%m%dT%H%M%S}-{spec.name}-{secrets.token_hex(3)}"
     resolved = resolve_for_data(config, spec, engine=engine)
