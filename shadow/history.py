@@ -1,21 +1,26 @@
 """History never changes silently: each landed day's digest is recorded when a run first uses
 it, and a later run that finds different content for that day refuses the track, naming the
 day. Settled scores are never recomputed, so what was scored stays what was seen.
+
+A run compares every day it reads with what was recorded (one query over the window) and
+records only the days that are new. Both are plain Core statements: a backfill's first run
+records hundreds of days, and building an ORM object per day cost more than the rest of the
+check together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 
 from registry.db import write_session
 from registry.errors import HistoryChanged
-from registry.models import LandedDay
+from registry.models import LandedDay, utcnow
 
 MAX_NAMED_DAYS = 5
+_LANDED = LandedDay.__table__
 
 
 def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) -> int:
@@ -25,9 +30,9 @@ def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) ->
         return 0
     first, last = min(digests), max(digests)
     with write_session(engine) as session:
-        recorded = {row.day: row.digest for row in session.exec(
-            select(LandedDay).where(LandedDay.track == track, col(LandedDay.day) >= first,
-                                    col(LandedDay.day) <= last))}
+        recorded = dict(session.execute(
+            select(_LANDED.c.day, _LANDED.c.digest).where(
+                _LANDED.c.track == track, _LANDED.c.day >= first, _LANDED.c.day <= last)).all())
         changed = sorted(day for day, digest in digests.items()
                          if recorded.get(day, digest) != digest)
         if changed:
@@ -38,10 +43,13 @@ def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) ->
                 f"track {track!r}: the data of {named}{more} changed after it was used; "
                 "landed history must not be rewritten (restore the day as it was, or land "
                 "corrections as new days)", days=[day.isoformat() for day in changed])
-        new = [LandedDay(track=track, day=day, digest=digest)
+        now = utcnow()
+        new = [{"track": track, "day": day, "digest": digest, "recorded_at": now}
                for day, digest in sorted(digests.items()) if day not in recorded]
-        session.add_all(new)
+        if not new:
+            return 0
         try:
+            session.execute(insert(_LANDED), new)
             session.commit()
         except IntegrityError:  # another runner recorded them first; the next run compares
             session.rollback()
