@@ -2,21 +2,27 @@
 uses it, and whatever later reads that day again (the next run, the zoo training on a window
 that holds it) compares its content with the record and refuses the track, naming the day. Settled
 scores are never recomputed, so what was scored stays what was seen.
+
+A run compares every day it reads with what was recorded (one query over the window) and
+records only the days that are new. Both are plain Core statements: a backfill's first run
+records hundreds of days, and building an ORM object per day cost more than the rest of the
+check together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy.orm import Session
 
 from registry.db import read_session, write_session
 from registry.errors import HistoryChanged
-from registry.models import LandedDay
+from registry.models import LandedDay, utcnow
 
 MAX_NAMED_DAYS = 5
+_LANDED = LandedDay.__table__
 
 
 def verify_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) -> None:
@@ -35,10 +41,13 @@ def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) ->
     with write_session(engine) as session:
         recorded = _recorded(session, track, digests)
         _refuse_changed(track, digests, recorded)
-        new = [LandedDay(track=track, day=day, digest=digest)
+        now = utcnow()
+        new = [{"track": track, "day": day, "digest": digest, "recorded_at": now}
                for day, digest in sorted(digests.items()) if day not in recorded]
-        session.add_all(new)
+        if not new:
+            return 0
         try:
+            session.execute(insert(_LANDED), new)
             session.commit()
         except IntegrityError:  # another runner recorded them first; the next run compares
             session.rollback()
@@ -48,9 +57,9 @@ def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) ->
 
 def _recorded(session: Session, track: str, digests: dict[dt.date, str]) -> dict[dt.date, str]:
     first, last = min(digests), max(digests)
-    return {row.day: row.digest for row in session.exec(
-        select(LandedDay).where(LandedDay.track == track, col(LandedDay.day) >= first,
-                                col(LandedDay.day) <= last))}
+    return dict(session.execute(
+        select(_LANDED.c.day, _LANDED.c.digest).where(
+            _LANDED.c.track == track, _LANDED.c.day >= first, _LANDED.c.day <= last)).all())
 
 
 def _refuse_changed(track: str, digests: dict[dt.date, str],

@@ -39,6 +39,7 @@ from shadow.selection import (
     settled_so_far,
     settled_through,
     shadowed_versions,
+    unconfigured_versions,
 )
 from shadow.settle import VersionOutcome
 from shadow.view import MarketView, Universe
@@ -123,9 +124,7 @@ def run_shadow(config: PodiumConfig, engine: Engine, *, holder: str | None = Non
     for name in config.track_names:
         result.tracks.append(run_track(config.for_track(name), engine, holder=holder,
                                        progress=progress))
-    for version in shadowed_versions(engine):
-        if version.track not in config.track_names:
-            result.unconfigured.setdefault(version.track, []).append(version.version_id)
+    result.unconfigured = unconfigured_versions(engine, list(config.track_names))
     return result
 
 
@@ -162,7 +161,7 @@ def run_track(config: PodiumConfig, engine: Engine, *, holder: str,
             through = settled_through(versions, landed, settled_so_far(engine, versions))
             first = min(first_unsettled(versions, landed, through), len(landed) - 1)
             start = max(0, first - (WARMUP_DAYS - 1))
-            window = source.window(landed[start], extra_features=None)
+            window = source.window(landed[start], extra_features=None, landed=landed)
             digests = source.digests(landed[start])
             check_history(engine, track=track, digests={
                 day: digests[day] for day in landed[start:] if day in digests})

@@ -29,6 +29,19 @@ def shadowed_versions(engine: Engine, track: str | None = None) -> list[ModelVer
                                                 col(ModelVersion.version_id))))
 
 
+def unconfigured_versions(engine: Engine, tracks: list[str]) -> dict[str, list[str]]:
+    """``{track: version ids}`` of the champions and challengers of tracks not in ``tracks``."""
+    query = (select(ModelVersion.track, ModelVersion.version_id)
+             .where(col(ModelVersion.state).in_([State.CHAMPION.value, State.CHALLENGER.value]),
+                    col(ModelVersion.track).not_in(tracks))
+             .order_by(col(ModelVersion.track), col(ModelVersion.version_id)))
+    found: dict[str, list[str]] = {}
+    with read_session(engine) as session:
+        for track, version_id in session.exec(query):
+            found.setdefault(track, []).append(version_id)
+    return found
+
+
 def settled_so_far(engine: Engine, versions: list[ModelVersion]
                    ) -> dict[str, tuple[int, dt.date]]:
     """``{version id: (days settled, last day settled)}`` for the versions with any score."""

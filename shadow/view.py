@@ -94,7 +94,8 @@ class MarketView:
 
     def _compute(self, train_config: TrainConfig) -> np.ndarray:
         return compute_features(self.matrix, train_config,
-                                {name: self.extras[name] for name in train_config.extra_features})
+                                {name: self.extras[name] for name in train_config.extra_features},
+                                eligible_assets=self.eligible)
 
     def return_ranks(self, rows: slice | list[int]) -> np.ndarray:
         """Ranks of the returns on ``rows``, shared by the versions: every day from the first
@@ -122,11 +123,10 @@ class MarketView:
             now, before = reported[start:], reported[start - 1:-1]
             moved.entered = int((now & ~before).sum())
             moved.left = int((before & ~now).sum())
-        for row in range(first, len(self.days)):
-            count = int(self.eligible[row].sum())
-            if count < self.min_assets:
-                moved.skipped_days[self.days[row]] = (
-                    f"{count} asset(s) with enough history; the book needs {self.min_assets}")
+        counts = self.eligible[first:].sum(axis=1)
+        for row in np.flatnonzero(counts < self.min_assets):
+            moved.skipped_days[self.days[first + row]] = (
+                f"{counts[row]} asset(s) with enough history; the book needs {self.min_assets}")
         return moved
 
 

@@ -82,14 +82,17 @@ def _normalise(raw: np.ndarray, demean: bool) -> np.ndarray:
 
 
 def compute_features(returns: np.ndarray, config: TrainConfig,
-                     extras: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                     extras: dict[str, np.ndarray] | None = None, *,
+                     eligible_assets: np.ndarray | None = None) -> np.ndarray:
     """``[days, assets]`` daily returns -> ``[days, assets, features]`` float32.
 
     Row ``t`` uses returns on days ``<= t`` only. Rows before ``WARMUP_DAYS - 1`` (not enough
     history) and assets with missing data are NaN; :func:`trainer.serving.Predictor.predict`
     treats NaN as the cross-sectional average. ``extras`` holds the panel columns named by
     ``config.extra_features`` (``[days, assets]`` each, known at the close of their day); each
-    is normalised across assets like the others.
+    is normalised across assets like the others. ``eligible_assets`` is
+    ``eligible(returns)`` when the caller has it (a shadow run computes it once for every
+    configuration).
     """
     returns = np.asarray(returns, dtype=np.float64)
     if returns.ndim != 2:
@@ -126,7 +129,9 @@ def compute_features(returns: np.ndarray, config: TrainConfig,
     raw = np.stack(columns, axis=-1)
     raw[np.isnan(returns)] = np.nan  # an asset without today's print gets no features today
     settled = slice(WARMUP_DAYS - 1, None)  # earlier rows lack history for every asset
-    raw[settled][~eligible(returns)[settled]] = np.nan  # nor one without enough history yet
+    if eligible_assets is None:
+        eligible_assets = eligible(returns)
+    raw[settled][~eligible_assets[settled]] = np.nan  # nor one without enough history yet
     return _normalise(raw, config.xsec_demean).astype(np.float32)
 
 

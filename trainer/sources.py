@@ -57,11 +57,13 @@ class SyntheticSource:
         return self.feed.landed_days()
 
     def window(self, start: dt.date | None = None, end: dt.date | None = None,
-               extra_features: tuple[str, ...] | None = ()) -> DataWindow:
-        """Returns from ``start`` through ``end``; the market has no extra columns."""
+               extra_features: tuple[str, ...] | None = (), *,
+               landed: list[dt.date] | None = None) -> DataWindow:
+        """Returns from ``start`` through ``end``; the market has no extra columns.
+        ``landed`` is ``landed_days()`` when the caller has just listed them."""
         if extra_features:
             raise PanelError("the synthetic market has no extra feature columns")
-        return DataWindow(self.feed.returns(start, end), {})
+        return DataWindow(self.feed.returns(start, end, landed=landed), {})
 
     def training_window(self, cutoff: dt.date, train: TrainConfig) -> DataWindow:
         return self.window(end=cutoff)  # the whole history, as always: same weights as before
@@ -108,9 +110,11 @@ class PanelSource:
         return panel
 
     def window(self, start: dt.date | None = None, end: dt.date | None = None,
-               extra_features: tuple[str, ...] | None = ()) -> DataWindow:
+               extra_features: tuple[str, ...] | None = (), *,
+               landed: list[dt.date] | None = None) -> DataWindow:
         """Returns from ``start`` through ``end`` over the assets that reported in that span,
-        and the extra columns named (None: every numeric extra column)."""
+        and the extra columns named (None: every numeric extra column). ``landed`` is
+        unused: the panel lists its partitions as it reads them."""
         panel = self.panel(start)
         if extra_features is None:
             extra_features = tuple(panel.extras)

@@ -194,9 +194,9 @@ def test_each_feature_configuration_is_computed_once_a_run(shadow_env, monkeypat
     land_days(config.datasets_root, config.market, 6)
     computed = []
 
-    def counted(matrix, train_config, extras=None):
+    def counted(matrix, train_config, extras=None, **shared):
         computed.append((train_config.residual_momentum, threading.current_thread().name))
-        return compute_features(matrix, train_config, extras)
+        return compute_features(matrix, train_config, extras, **shared)
 
     monkeypatch.setattr("shadow.view.compute_features", counted)
     feed = open_feed(config.datasets_root, config.market)
