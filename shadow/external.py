@@ -30,6 +30,7 @@ from registry.errors import AlreadyExists, InvalidInput, InvalidTransition, Look
 from registry.ids import canonical_json
 from registry.lifecycle import State
 from registry.models import ModelVersion, PredictionSubmission, ShadowScore, utcnow
+from registry.storage import ArtefactStore, artefact_store
 from scorer.portfolio import ranked_book
 from shadow.landing import landed_days, track_source
 from shadow.predictions import PredictionStore, SubmittedPredictions
@@ -52,8 +53,8 @@ def track_universe(config: PodiumConfig, track: str, landed: list[dt.date]) -> s
     return {str(asset) for asset in last.columns[last.notna().any(axis=0).to_numpy()]}
 
 
-def submissions_root(artefacts_root: Path) -> SubmittedPredictions:
-    return SubmittedPredictions(Path(artefacts_root) / "shadow" / "submissions")
+def submissions_root(artefacts_root: Path | ArtefactStore) -> SubmittedPredictions:
+    return SubmittedPredictions(artefacts_root, "shadow/submissions")
 
 
 def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str, day: dt.date,
@@ -82,7 +83,7 @@ def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str,
     row = PredictionSubmission(version_id=version_id, day=day, arrived_at=arrived_at,
                                n_assets=int(known.sum()), n_unknown=int((~known).sum()),
                                digest=digest, actor=actor)
-    files = submissions_root(config.artefacts_root)
+    files = submissions_root(artefact_store(config))
     with write_session(engine) as session:
         existing = session.get(PredictionSubmission, (version_id, day))
         if existing is not None:
@@ -94,14 +95,14 @@ def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str,
             session.rollback()
             return Accepted(_same(session.get(PredictionSubmission, (version_id, day)), digest),
                             False, unknown)
-        path = files.write(version.track, version_id, day=day,
+        written = files.write(version.track, version_id, day=day,
                            assets=[a for a, k in zip(assets, known, strict=True) if k],
                            scores=scores[known], arrived_at=arrived_at)
         try:
             _check_day(version, day, landed_days(config, version.track), settled)  # landed since?
             session.commit()
         except BaseException:
-            path.unlink(missing_ok=True)  # before the rollback lets another writer in
+            files.delete(written)  # before the rollback lets another writer in
             raise
         session.refresh(row)
     return Accepted(row, True, unknown)
@@ -116,7 +117,8 @@ def list_submissions(engine: Engine, version_id: str) -> list[PredictionSubmissi
 
 
 def materialise_submissions(engine: Engine, predictions: PredictionStore, version: ModelVersion,
-                            days: list[dt.date], *, artefacts_root: Path, quantile: float
+                            days: list[dt.date], *, artefacts_root: Path | ArtefactStore,
+                            quantile: float
                             ) -> list[dt.date]:
     """Write each submitted day that has landed (in ``days``) as the prediction of the landed
     day before it (on or before the cutoff: not scored), once; return every day predicted so

@@ -29,7 +29,14 @@ from registry import store
 from registry.config import ModelSpec, PodiumConfig
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure, InvalidData, PodiumError
-from registry.integrity import bundle_dir, verify_bundle
+from registry.integrity import (
+    bundle_exists,
+    bundle_key,
+    commit_bundle,
+    verify_bundle,
+    verify_stored_bundle,
+)
+from registry.storage import artefact_store
 from trainer.dataset import ensure_dataset
 from trainer.panel import PanelError
 from trainer.sources import open_source
@@ -101,20 +108,21 @@ def resolve_for_data(config: PodiumConfig, spec: ModelSpec) -> ResolvedSpec:
 def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, engine: Engine,
          force: bool, trainer_command: Sequence[str],
          progress: TrainingProgressCallback | None) -> None:
-    final = bundle_dir(config.artefacts_root, track=config.track,
-                       version_id=resolved.version_id)
+    artefacts = artefact_store(config)
+    key = bundle_key(track=config.track, version_id=resolved.version_id)
+    final = artefacts.location(key)
     with read_session(engine) as session:
         existing = store.find_by_fingerprint(session, resolved.fingerprint)
     if existing is not None and not force:
         record.status = "skipped"
         record.message = f"already registered as {existing.version_id} ({existing.state})"
-        record.bundle_path = str(final)
+        record.bundle_path = final
         return
-    if existing is None and final.is_dir():
+    if existing is None and bundle_exists(artefacts, key):
         # A sealed bundle whose registration was interrupted: verify it and finish the job.
-        verify_bundle(final)
+        verify_stored_bundle(artefacts, key)
         _register(config, resolved, engine=engine, details={"recovered": True})
-        record.status, record.bundle_path = "registered", str(final)
+        record.status, record.bundle_path = "registered", final
         record.message = "registered a sealed bundle left by an interrupted run"
         return
     run_dir = config.artefacts_root / "runs" / record.run_id
@@ -136,9 +144,8 @@ def _run(config: PodiumConfig, resolved: ResolvedSpec, record: RunRecord, *, eng
         record.status, record.bundle_path = "retrained", str(staged)
         record.message = f"retrained {existing.version_id}; the registered bundle is unchanged"
         return
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staged, final)  # atomic on one filesystem; fails if final appeared meanwhile
-    record.bundle_path = str(final)
+    commit_bundle(artefacts, staged, key)  # a rename, or an upload committed by SHA256SUMS
+    record.bundle_path = final
     _register(config, resolved, engine=engine, details={"result": result.payload})
     record.status, record.message = "registered", "registered as a challenger"
 
@@ -148,7 +155,7 @@ def _register(config: PodiumConfig, resolved: ResolvedSpec, *, engine: Engine,
     with write_session(engine) as session:
         store.register_version(
             session, track=config.track, version_id=resolved.version_id,
-            fingerprint=resolved.fingerprint, artefacts_root=config.artefacts_root,
+            fingerprint=resolved.fingerprint, artefacts_root=artefact_store(config),
             actor="zoo", spec_name=resolved.spec.name,
             details={"spec": resolved.spec.name, "overrides": resolved.spec.overrides,
                      "dataset_fingerprint": resolved.dataset_fingerprint,
