@@ -193,6 +193,16 @@ class ServerConfig(_Section):
         return self.model_copy(update={"host": host, "allowed_hosts": allowed})
 
 
+class RetentionConfig(_Section):
+    """What ``registry gc`` removes (it never removes a champion, the version a rollback would
+    restore, or a version still shadowed)."""
+
+    retired_days: float = Field(30.0, ge=0, description="bundles of versions retired longer "
+                                "than this")
+    staging_hours: float = Field(24.0, ge=0, description="uploads and training runs never "
+                                 "registered, older than this")
+
+
 class PodiumConfig(_Section):
     """The whole file. ``source`` is where it came from (not a key in the file)."""
 
@@ -210,6 +220,7 @@ class PodiumConfig(_Section):
     shadow: ShadowConfig = ShadowConfig()
     gate: GateSettings = GateSettings()
     server: ServerConfig = ServerConfig()
+    retention: RetentionConfig = RetentionConfig()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="before")
