@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,13 @@ from registry.integrity import (
     verify_stored_bundle,
 )
 from registry.storage import ObjectStore, StorageUnavailable, artefact_store
-from registry.testing import DEFAULT_TRACK, register_stand_in, stand_in_version
+from registry.testing import (
+    DEFAULT_TRACK,
+    free_port,
+    register_stand_in,
+    stand_in_version,
+    wait_until_answering,
+)
 from shadow.predictions import PredictionStore
 from tests.conftest import S3_TEST_OPTIONS
 from trainer.checksums import write_sha256sums
@@ -118,13 +128,32 @@ def bucket_store_options(bucket: ObjectStore) -> dict[str, str]:
     return {**S3_TEST_OPTIONS, "endpoint": bucket._store.config["endpoint"]}
 
 
-@pytest.mark.parametrize("failure", ["unreachable", "wrong bucket"])
-def test_store_failure_names_the_url_and_registers_nothing(
-        engine: Engine, s3_endpoint: str, tmp_path: Path, failure: str) -> None:
-    from registry.testing import free_port
+@pytest.fixture(scope="module")
+def checking_endpoint() -> Iterator[str]:
+    """A second moto S3 server, in its own process, that checks every request's credentials
+    (it knows none, so any access key is wrong)."""
+    port = free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_until_answering(server, f"http://127.0.0.1:{port}/", any_status=True)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
-    endpoint = f"http://127.0.0.1:{free_port()}" if failure == "unreachable" else s3_endpoint
-    broken = ObjectStore("s3://podium-missing/artefacts", timeout_seconds=1,
+
+@pytest.mark.parametrize("failure", ["unreachable", "wrong bucket", "wrong credentials"])
+def test_store_failure_names_the_url_and_registers_nothing(
+        engine: Engine, s3_endpoint: str, tmp_path: Path, failure: str,
+        request: pytest.FixtureRequest) -> None:
+    endpoint = {"unreachable": lambda: f"http://127.0.0.1:{free_port()}",
+                "wrong bucket": lambda: s3_endpoint,
+                "wrong credentials": lambda: request.getfixturevalue("checking_endpoint")
+                }[failure]()
+    broken = ObjectStore("s3://podium-missing/artefacts", timeout_seconds=5,
                          options={**S3_TEST_OPTIONS, "endpoint": endpoint})
     version_id, fingerprint = stand_in_version(tmp_path / "local")
     with pytest.raises(StorageUnavailable, match=r"^artefact store s3://podium-missing/artefacts "
