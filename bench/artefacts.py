@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import statistics
@@ -132,6 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     console = Console()
     config_file = REPO / ("examples/tiny.yaml" if args.quick else "sample.yaml")
     with tempfile.TemporaryDirectory(prefix="podium-bench-artefacts-") as tmp:

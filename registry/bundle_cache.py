@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from registry.client import Client
 
 CACHE_ENV = "PODIUM_BUNDLE_CACHE"
+PARALLEL_DOWNLOADS = 8  # a bundle's files in flight at once
 
 
 def default_cache_dir() -> Path:
@@ -75,14 +77,16 @@ def cached_bundle(client: Client, *, version_id: str, digest: str, cache_dir: Pa
         if manifest["digest"] != digest:
             raise errors.IntegrityFailure(f"{version_id}: the registry now serves bundle "
                                           f"{manifest['digest'][:12]}…, not {digest[:12]}…")
-        transferred = 0
+        paths = []
         for entry in manifest["files"]:
             path = partial / entry["path"]
             if not path.resolve().is_relative_to(partial.resolve()):
                 raise errors.IntegrityFailure(f"{version_id}: bundle file {entry['path']!r} "
                                               "escapes the bundle")
             path.parent.mkdir(parents=True, exist_ok=True)
-            transferred += client.download_bundle_file(version_id, entry["path"], path)
-        return transferred
+            paths.append((entry["path"], path))
+        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool:
+            return sum(pool.map(lambda item: client.download_bundle_file(version_id, *item),
+                                paths))
 
     return cache_bundle(cache_dir, digest, name=version_id, download=download)

@@ -11,6 +11,7 @@ for a bundle. Verification reads every object and checks it against ``SHA256SUMS
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -22,7 +23,7 @@ from registry.errors import IntegrityFailure
 from registry.ids import validate_slug, validate_version_id
 from registry.models import ModelVersion
 from registry.provenance import verify_provenance
-from registry.storage import ArtefactStore, LocalStore, open_store
+from registry.storage import ArtefactStore, LocalStore, StoredObject, open_store
 from trainer.checksums import (
     SUMS_NAME,
     IntegrityError,
@@ -80,8 +81,9 @@ def verify_stored_bundle(store: ArtefactStore, key: str, *,
         raise IntegrityFailure(f"{key}: listed in {SUMS_NAME} but missing: {missing[0]}")
     if unlisted := sorted(present - set(listed)):
         raise IntegrityFailure(f"{key}: not listed in {SUMS_NAME}: {unlisted[0]}")
-    for rel, expected in listed.items():
-        actual = hashlib.sha256(store.get(f"{key}/{rel}")).hexdigest()
+    actuals = store.each(lambda rel: hashlib.sha256(store.get(f"{key}/{rel}")).hexdigest(),
+                         list(listed))
+    for (rel, expected), actual in zip(listed.items(), actuals, strict=True):
         if actual != expected:
             raise IntegrityFailure(f"{key}: checksum mismatch for {rel} "
                                    f"(expected {expected[:12]}…, found {actual[:12]}…)")
@@ -104,11 +106,9 @@ def commit_bundle(store: ArtefactStore, local_dir: Path, key: str) -> None:
                              for path in sorted(local_dir.rglob("*")) if path.is_file())
              if rel != SUMS_NAME]
     staging = f"{STAGING_PREFIX}/{key.rsplit('/', 1)[-1]}-{secrets.token_hex(4)}"
-    for rel in files:
-        store.put(f"{staging}/{rel}", (local_dir / rel).read_bytes())
+    store.each(lambda rel: store.put(f"{staging}/{rel}", (local_dir / rel).read_bytes()), files)
     store.delete_prefix(key)  # leftovers of an interrupted commit (never committed)
-    for rel in files:
-        store.copy(f"{staging}/{rel}", f"{key}/{rel}")
+    store.each(lambda rel: store.copy(f"{staging}/{rel}", f"{key}/{rel}"), files)
     store.put(f"{key}/{SUMS_NAME}", (local_dir / SUMS_NAME).read_bytes())
     store.delete_prefix(staging)
 
@@ -142,6 +142,23 @@ def bundle_manifest(store: ArtefactStore, key: str, *, expected_digest: str
     return files
 
 
+def listed_file(store: ArtefactStore, key: str, *, expected_digest: str, path: str
+                ) -> dict[str, Any] | None:
+    """One entry of :func:`bundle_manifest` (None: not in the bundle). A registered bundle
+    never changes, so a bucket's manifest is read once per process and digest (every file
+    request would otherwise cost two more round trips)."""
+    if isinstance(store, LocalStore):
+        files = bundle_manifest(store, key, expected_digest=expected_digest)
+    else:
+        files = _remembered_manifest(store, key, expected_digest)
+    return next((entry for entry in files if entry["path"] == path), None)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_manifest(store: ArtefactStore, key: str, digest: str) -> list[dict[str, Any]]:
+    return bundle_manifest(store, key, expected_digest=digest)
+
+
 def fetch_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
                  cache_root: Path | None) -> Path:
     """A local, verified copy of a registered bundle: the bundle itself on a local store; from
@@ -155,10 +172,12 @@ def fetch_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
         objects = store.list(key)
         if not objects:
             raise IntegrityFailure(f"{key}: bundle not found in the artefact store")
-        for item in objects:
+        def fetch(item: StoredObject) -> None:
             path = partial / item.key[len(key) + 1:]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(store.get(item.key))
+
+        store.each(fetch, objects)
         return sum(item.size for item in objects)
 
     return cache_bundle(Path(cache_root), expected_digest, name=key, download=download)[0]

@@ -34,7 +34,7 @@ from registry.auth import require_scope
 from registry.db import write_session
 from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN
-from registry.integrity import bundle_manifest, require_kept
+from registry.integrity import bundle_manifest, listed_file, require_kept
 from registry.lifecycle import State
 from registry.models import ModelVersion
 from registry.storage import artefact_store
@@ -134,9 +134,8 @@ def get_bundle_file(version_id: VersionIdPath, file_path: str, session: SessionD
                     if_none_match: Annotated[str | None, Header()] = None) -> Response:
     version = _with_bundle(session, version_id)
     artefacts = artefact_store(config)
-    listed = {entry["path"]: entry for entry in bundle_manifest(
-        artefacts, version.bundle_path, expected_digest=version.bundle_digest)}
-    entry = listed.get(file_path)
+    entry = listed_file(artefacts, version.bundle_path, expected_digest=version.bundle_digest,
+                        path=file_path)
     if entry is None:
         raise NotFound(f"bundle of {version_id} has no file {file_path[:200]!r}",
                        code="unknown_bundle_file")
