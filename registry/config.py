@@ -199,8 +199,8 @@ class RetentionConfig(_Section):
 
     retired_days: float = Field(30.0, ge=0, description="bundles of versions retired longer "
                                 "than this")
-    staging_hours: float = Field(24.0, ge=0, description="uploads and training runs never "
-                                 "registered, older than this")
+    staging_hours: float = Field(24.0, ge=0, description="uncommitted uploads and training "
+                                 "runs' local bundles, older than this")
 
 
 class PodiumConfig(_Section):

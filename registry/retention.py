@@ -2,9 +2,9 @@
 
 Three kinds of garbage, on a local root and in a bucket alike:
 
-- **staging**: uploads under ``staging/`` never committed, and the bundles of training runs
-  (``runs/<run>/bundle`` on this machine) never registered, older than
-  ``retention.staging_hours``;
+- **staging**: uploads under ``staging/`` never committed, and the bundles training runs left
+  on this machine (``runs/<run>/bundle``: a failed run's, a forced retrain's, or the local copy
+  of one uploaded to a bucket), older than ``retention.staging_hours``;
 - **retired**: bundles of versions retired longer than ``retention.retired_days`` (never a
   champion, never the version a rollback of a track's champion would restore, never a
   version still shadowed);

@@ -4,7 +4,8 @@ The trainer runs as ``python -m trainer --config-file RESOLVED.json --out STAGIN
 process group (killed whole at ``time_budget_seconds + 15``, and with the zoo if the zoo dies:
 see ``zoo.deathsig``).
 Its bundle lands in ``runs/<run_id>/bundle``; only after the result line parses and SHA256SUMS
-verifies is it renamed to ``models/<track>/<version_id>`` and registered as a challenger. So an
+verifies is it committed to ``models/<track>/<version_id>`` (renamed there, or uploaded to a
+bucket: ``registry.integrity.commit_bundle``) and registered as a challenger. So an
 incomplete run never leaves a bundle where a sealed one would be, and never registers anything.
 """
 
