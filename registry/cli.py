@@ -33,6 +33,7 @@ from registry.console import (
 from registry.db import make_engine, read_session, safe_url, translate_db_errors
 from registry.external_cli import external_app
 from registry.gate_cli import print_gate
+from registry.gc_cli import gc
 from registry.leaderboard_cli import leaderboard
 from registry.store import as_utc
 from registry.token_cli import token_app
@@ -295,6 +296,7 @@ def _print_transition(answer: dict) -> None:
 
 
 app.command()(leaderboard)
+app.command()(gc)
 app.add_typer(token_app, name="token")
 app.add_typer(external_app, name="external")
 

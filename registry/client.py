@@ -6,7 +6,8 @@ extra fields (e.g. the gate report) on ``error.extra``.
 
 ``load_champion(track)`` returns a ``ChampionPredictor`` (``predict(features)``, or
 ``score_days(returns)`` straight from a DataFrame of daily returns): it resolves the track's
-champion, checks the bundle against the digest the registry holds, loads it with
+champion, fetches its bundle (from the shared artefacts root when given one, else over the API
+into a local cache keyed by digest), checks it against the digest the registry holds, loads it with
 ``trainer.load_model`` and, at most every ``refresh_seconds`` (a conditional GET that costs
 one indexed query and no body when nothing changed), notices a promotion and swaps to the new
 champion atomically. A new champion that fails to load is reported and the current one keeps
@@ -117,6 +118,27 @@ class Client:
     def version(self, version_id: str) -> dict[str, Any]:
         return self._call("GET", f"/versions/{validate_version_id(version_id)}")
 
+    def bundle_manifest(self, version_id: str) -> dict[str, Any]:
+        """A version's bundle: ``digest`` and ``files`` (``path``, ``size``, ``sha256``)."""
+        return self._call("GET", f"/versions/{validate_version_id(version_id)}/bundle")
+
+    def download_bundle_file(self, version_id: str, path: str, target: Path) -> int:
+        """Stream one bundle file into ``target``; returns the bytes written."""
+        url = f"/versions/{validate_version_id(version_id)}/bundle/{path}"
+        written = 0
+        try:
+            with self._http.stream("GET", url) as response, open(target, "wb") as out:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_problem(response)
+                for chunk in response.iter_bytes(1 << 20):
+                    written += out.write(chunk)
+        except httpx.TransportError as exc:
+            raise errors.Unavailable(f"download of {path} from the registry at {self.url} "
+                                     f"failed ({type(exc).__name__})",
+                                     code="registry_unreachable") from None
+        return written
+
     def versions(self, *, track: str | None = None, state: str | None = None,
                  limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -152,12 +174,13 @@ class Client:
                           idempotency_key=idempotency_key)
 
     def load_champion(self, track: str, *, artefacts_root: str | os.PathLike[str] | None = None,
+                      cache_dir: str | os.PathLike[str] | None = None,
                       refresh_seconds: float = 5.0,
                       loader: Callable[[Path], Any] | None = None,
                       external_loader: ExternalLoader | None = None) -> ChampionPredictor:
         return ChampionPredictor(self, track, artefacts_root=_artefacts_root(artefacts_root),
-                                 refresh_seconds=refresh_seconds, loader=loader,
-                                 external_loader=external_loader)
+                                 cache_dir=cache_dir, refresh_seconds=refresh_seconds,
+                                 loader=loader, external_loader=external_loader)
 
     # -- external versions
 
@@ -252,10 +275,15 @@ class ChampionPredictor:
     """A track's champion, loaded, that follows promotions: ``predict(features) -> scores``."""
 
     def __init__(self, client: Client, track: str, *, artefacts_root: Path | None,
-                 refresh_seconds: float = 5.0, loader: Callable[[Path], Any] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, refresh_seconds: float = 5.0,
+                 loader: Callable[[Path], Any] | None = None,
                  external_loader: ExternalLoader | None = None) -> None:
+        from registry.bundle_cache import default_cache_dir
+
         self.client, self.track = client, validate_slug(track, what="track")
         self.artefacts_root = Path(artefacts_root) if artefacts_root is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.bytes_downloaded = 0  # bundle bytes fetched over the API so far
         self.refresh_seconds = refresh_seconds
         self._loader = loader or _default_loader
         self._external_loader = external_loader
@@ -340,9 +368,14 @@ class ChampionPredictor:
                     "): pass external_loader= to load it from its provenance",
                     code="external_loader_required")
             return version_id, self._external_loader(champion)
-        if self.artefacts_root is None:
-            raise errors.ConfigError("load_champion needs the artefacts root: pass "
-                                     "artefacts_root= or set $PODIUM_ARTEFACTS_ROOT")
+        if self.artefacts_root is None:  # no shared disk: download it over the API
+            from registry.bundle_cache import cached_bundle
+
+            bundle, transferred = cached_bundle(self.client, version_id=version_id,
+                                                digest=champion["bundle_digest"],
+                                                cache_dir=self.cache_dir)
+            self.bytes_downloaded += transferred
+            return version_id, self._loader(bundle)
         bundle = bundle_dir(self.artefacts_root, track=self.track, version_id=version_id)
         expected = self.artefacts_root / champion["bundle_path"]
         if expected.resolve() != bundle.resolve():
@@ -354,20 +387,23 @@ class ChampionPredictor:
 
 def load_champion(track: str, *, url: str | None = None, token: str | None = None,
                   artefacts_root: str | os.PathLike[str] | None = None,
+                  cache_dir: str | os.PathLike[str] | None = None,
                   refresh_seconds: float = 5.0,
                   loader: Callable[[Path], Any] | None = None,
                   external_loader: ExternalLoader | None = None) -> ChampionPredictor:
     """A predictor for ``track``'s champion that swaps to a new champion without a restart.
 
     ``url``/``token`` default to ``$PODIUM_URL``/``$PODIUM_TOKEN``; ``artefacts_root`` to
-    ``$PODIUM_ARTEFACTS_ROOT`` (the shared storage the bundles live on). An external champion
+    ``$PODIUM_ARTEFACTS_ROOT`` (a shared directory the bundles live on). Without one, the
+    bundle is downloaded over the API into ``cache_dir`` (default ``$PODIUM_BUNDLE_CACHE``,
+    else ``~/.cache/podium/bundles``), once per digest, and verified. An external champion
     has no bundle: ``external_loader(champion)`` gets its metadata (``version_id``,
     ``provenance`` with the artefact's ``uri``, ``digest`` and ``metadata``, ``description``)
     and returns an object with ``predict``; without one, an external champion is refused.
     """
     client = Client(url, token)
     try:
-        return client.load_champion(track, artefacts_root=artefacts_root,
+        return client.load_champion(track, artefacts_root=artefacts_root, cache_dir=cache_dir,
                                     refresh_seconds=refresh_seconds, loader=loader,
                                     external_loader=external_loader)
     except BaseException:

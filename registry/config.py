@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -55,6 +56,22 @@ class ResourceRequest(_Section):
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
     memory: int | None = Field(None, gt=0)
+
+
+class ObjectStoreConfig(_Section):
+    """Artefacts in a bucket: ``artefacts_root: s3://bucket/prefix`` fills ``url``. Unset keys
+    come from the standard ``AWS_*`` environment variables (``AWS_ENDPOINT_URL``,
+    ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ...)."""
+
+    url: str | None = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    endpoint: str | None = Field(None, description="an S3-compatible store's URL")
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    timeout_seconds: float = Field(30.0, gt=0, le=600,
+                                   description="give up on an unanswered store after this")
+    local_dir: Path = Field(Path("var/artefacts"), description="where datasets, training runs "
+                            "and caches stay on this machine when artefacts are in a bucket")
 
 
 class ModelSpec(_Section):
@@ -195,11 +212,23 @@ class ServerConfig(_Section):
         return self.model_copy(update={"host": host, "allowed_hosts": allowed})
 
 
+class RetentionConfig(_Section):
+    """What ``registry gc`` removes (it never removes a champion, the version a rollback would
+    restore, or a version still shadowed)."""
+
+    retired_days: float = Field(30.0, ge=0, description="bundles of versions retired longer "
+                                "than this")
+    staging_hours: float = Field(24.0, ge=0, description="uncommitted uploads and training "
+                                 "runs' local bundles, older than this")
+
+
 class PodiumConfig(_Section):
     """The whole file. ``source`` is where it came from (not a key in the file)."""
 
     database: DatabaseConfig = DatabaseConfig()
-    artefacts_root: Path = Path("var/artefacts")
+    artefacts_root: Path = Field(Path("var/artefacts"), description="a directory, or "
+                                 "s3://bucket/prefix (then object_store.local_dir is local)")
+    object_store: ObjectStoreConfig = ObjectStoreConfig()
     track: str = Field("equities-daily", pattern=rf"^{LABEL_PATTERN}$")
     market: MarketConfig = MarketConfig()
     data: DataConfig = SyntheticData()
@@ -211,7 +240,24 @@ class PodiumConfig(_Section):
     shadow: ShadowConfig = ShadowConfig()
     gate: GateSettings = GateSettings()
     server: ServerConfig = ServerConfig()
+    retention: RetentionConfig = RetentionConfig()
     source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bucket_root(cls, data: Any) -> Any:
+        """``artefacts_root: s3://…`` keeps bundles and predictions in the bucket; the local
+        root becomes ``object_store.local_dir``."""
+        root = data.get("artefacts_root") if isinstance(data, dict) else None
+        if not (isinstance(root, str) and "://" in root):
+            return data
+        section = data.get("object_store") or {}
+        if not isinstance(section, dict):
+            return data
+        local = section.get("local_dir", "var/artefacts")
+        return {**data, "artefacts_root": local,
+                "object_store": {**{k: v for k, v in section.items() if k != "local_dir"},
+                                 "url": root, "local_dir": local}}
 
     @field_validator("model_specs")
     @classmethod
@@ -384,9 +430,10 @@ def _resolve_paths(config: PodiumConfig, source: Path) -> PodiumConfig:
                    for track in config.tracks)
     data = _resolve_data(config.data, base)
     panel = data if isinstance(data, PanelConfig) else None
+    store = config.object_store.model_copy(update={"local_dir": root})
     return config.model_copy(update={
-        "artefacts_root": root, "database": database, "source": source.resolve(),
-        "data": data, "tracks": tracks,
+        "artefacts_root": root, "object_store": store, "database": database,
+        "source": source.resolve(), "data": data, "tracks": tracks,
         "trainer": config.trainer.model_copy(update={"panel": panel})})
 
 

@@ -32,6 +32,7 @@ from registry.errors import ChampionChanged, GateRejected, PodiumError, Unavaila
 from registry.integrity import verify_version
 from registry.lifecycle import Action, State, next_state
 from registry.models import utcnow
+from registry.storage import ArtefactStore, artefact_store
 from registry.store import NO_CHAMPION, Transition
 
 log = logging.getLogger("registry.promotion")
@@ -77,7 +78,7 @@ def promote(engine: Engine, *, version_id: str, actor: str, reason: str, config:
     with write_session(engine) as session:
         transition = promote_version(
             session, version_id=version_id, actor=actor, reason=reason, gate=gate,
-            artefacts_root=config.artefacts_root, force=force,
+            artefacts_root=artefact_store(config), force=force,
             expected_champion=expected_champion, request_id=request_id)
     if announce is not None:
         announce()
@@ -85,7 +86,8 @@ def promote(engine: Engine, *, version_id: str, actor: str, reason: str, config:
 
 
 def promote_version(session: Session, *, version_id: str, actor: str, reason: str,
-                    gate: GateOutcome | None, artefacts_root: Path, force: bool = False,
+                    gate: GateOutcome | None, artefacts_root: Path | ArtefactStore,
+                    force: bool = False,
                     expected_champion: str | None = None,
                     request_id: str | None = None) -> Transition:
     """Step 2 in the caller's write session: challenger → champion, the old champion → retired,

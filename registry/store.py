@@ -27,9 +27,10 @@ from registry.errors import (
     NotFound,
 )
 from registry.ids import parse_version_id, validate_slug, validate_version_id
-from registry.integrity import bundle_dir, relative_bundle_path, verify_bundle, verify_version
+from registry.integrity import bundle_key, verify_stored_bundle, verify_version
 from registry.lifecycle import Action, State, next_state
 from registry.models import AuditEntry, ModelVersion, Track, utcnow
+from registry.storage import ArtefactStore, open_store
 from trainer.jsonsafe import finite_or_null
 
 NO_CHAMPION = ""  # pass as expected_champion to require that the track has no champion yet
@@ -125,7 +126,7 @@ def register_version(
     track: str,
     version_id: str,
     fingerprint: str,
-    artefacts_root: Path,
+    artefacts_root: Path | ArtefactStore,
     actor: str,
     spec_name: str | None = None,
     details: dict[str, Any] | None = None,
@@ -141,8 +142,8 @@ def register_version(
     if not fingerprint.startswith(parsed.fp) or len(fingerprint) != 64:
         raise InvalidInput(f"version id {version_id} does not match fingerprint "
                            f"{fingerprint[:12]}…", code="fingerprint_mismatch")
-    path = bundle_dir(artefacts_root, track=track, version_id=version_id)
-    digest = verify_bundle(path, artefacts_root=artefacts_root)
+    key = bundle_key(track=track, version_id=version_id)
+    digest = verify_stored_bundle(open_store(artefacts_root), key)
     existing = session.get(ModelVersion, version_id)
     if existing is not None:
         return same_or_conflict(existing, fingerprint), False
@@ -150,7 +151,7 @@ def register_version(
     version = ModelVersion(
         version_id=version_id, track=track, label=parsed.label, train_cutoff=parsed.train_cutoff,
         fingerprint=fingerprint, state=next_state(Action.REGISTER, None).value,
-        spec_name=spec_name, bundle_path=relative_bundle_path(artefacts_root, path),
+        spec_name=spec_name, bundle_path=key,
         bundle_digest=digest, details=finite_or_null(details or {}), created_at=now, updated_at=now,
     )
     return add_version(session, version, actor=actor, reason="registered",
@@ -202,7 +203,7 @@ def retire_version(session: Session, *, version_id: str, actor: str, reason: str
 
 
 def rollback_track(session: Session, *, track: str, actor: str, reason: str,
-                   artefacts_root: Path, request_id: str | None = None,
+                   artefacts_root: Path | ArtefactStore, request_id: str | None = None,
                    expected_champion: str | None = None) -> Transition:
     """Current champion → retired; the champion it replaced → champion again."""
     require_reason(reason, "a rollback")

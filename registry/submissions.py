@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from registry.ids import canonical_json, validate_slug, validate_version_id
 from registry.landing import landed_days, track_source
 from registry.lifecycle import State
 from registry.models import ModelVersion, PredictionSubmission, ShadowScore, utcnow
+from registry.storage import ArtefactStore, artefact_store, open_store
 
 SHOWN = 5  # offending assets named in an error
 
@@ -53,8 +52,8 @@ def track_universe(config: PodiumConfig, track: str, landed: list[dt.date]) -> s
     return {str(asset) for asset in last.columns[last.notna().any(axis=0).to_numpy()]}
 
 
-def submissions_root(artefacts_root: Path) -> SubmittedPredictions:
-    return SubmittedPredictions(Path(artefacts_root) / "shadow" / "submissions")
+def submissions_root(artefacts_root: Path | ArtefactStore) -> SubmittedPredictions:
+    return SubmittedPredictions(artefacts_root, "shadow/submissions")
 
 
 def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str, day: dt.date,
@@ -83,7 +82,7 @@ def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str,
     row = PredictionSubmission(version_id=version_id, day=day, arrived_at=arrived_at,
                                n_assets=int(known.sum()), n_unknown=int((~known).sum()),
                                digest=digest, actor=actor)
-    files = submissions_root(config.artefacts_root)
+    files = submissions_root(artefact_store(config))
     with write_session(engine) as session:
         existing = session.get(PredictionSubmission, (version_id, day))
         if existing is not None:
@@ -95,14 +94,14 @@ def submit_predictions(engine: Engine, config: PodiumConfig, *, version_id: str,
             session.rollback()
             return Accepted(_same(session.get(PredictionSubmission, (version_id, day)), digest),
                             False, unknown)
-        path = files.write(version.track, version_id, day=day,
-                           assets=[a for a, k in zip(assets, known, strict=True) if k],
-                           scores=scores[known], arrived_at=arrived_at)
+        written = files.write(version.track, version_id, day=day,
+                              assets=[a for a, k in zip(assets, known, strict=True) if k],
+                              scores=scores[known], arrived_at=arrived_at)
         try:
             _check_day(version, day, landed_days(config, version.track), settled)  # landed since?
             session.commit()
         except BaseException:
-            path.unlink(missing_ok=True)  # before the rollback lets another writer in
+            files.delete(written)  # before the rollback lets another writer in
             raise
         session.refresh(row)
     return Accepted(row, True, unknown)
@@ -198,36 +197,35 @@ SUBMITTED_SCHEMA = pa.schema([("day", pa.date32()), ("asset", pa.string()),
 class SubmittedPredictions:
     """An external version's submitted days as Parquet:
     ``shadow/submissions/<track>/<version_id>/<YYYYMMDD>.parquet``, one file per day whose
-    returns the scores forecast (columns day, asset, score, arrived_at), written atomically and
-    never rewritten."""
+    returns the scores forecast (columns day, asset, score, arrived_at), written as one whole
+    object and never rewritten."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | ArtefactStore, prefix: str = "") -> None:
+        self.store, self.prefix = open_store(root), prefix.strip("/")
 
-    def path(self, track: str, version_id: str, day: dt.date) -> Path:
-        return (self.root / validate_slug(track, what="track") / validate_version_id(version_id)
-                / f"{day:%Y%m%d}.parquet")
+    def key(self, track: str, version_id: str, day: dt.date) -> str:
+        parts = [validate_slug(track, what="track"), validate_version_id(version_id),
+                 f"{day:%Y%m%d}.parquet"]
+        return "/".join([self.prefix, *parts] if self.prefix else parts)
 
     def write(self, track: str, version_id: str, *, day: dt.date, assets: Sequence[str],
-              scores: np.ndarray, arrived_at: dt.datetime) -> Path:
-        target = self.path(track, version_id, day)
+              scores: np.ndarray, arrived_at: dt.datetime) -> str:
+        """Returns the key written."""
+        target = self.key(track, version_id, day)
         table = pa.table({
             "day": pa.array([day] * len(assets), pa.date32()),
             "asset": pa.array(list(assets), pa.string()),
             "score": pa.array(np.asarray(scores, dtype=np.float64)),
             "arrived_at": pa.array([arrived_at] * len(assets), pa.timestamp("us", tz="UTC")),
         }, schema=SUBMITTED_SCHEMA)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        self.store.put_table(target, table)
         return target
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
 
     def read(self, track: str, version_id: str, day: dt.date) -> tuple[list[str], np.ndarray]:
         """``(assets, scores)`` submitted for ``day``."""
-        table = pq.read_table(self.path(track, version_id, day), columns=["asset", "score"])
+        table = pq.read_table(self.store.parquet_source(self.key(track, version_id, day)),
+                              columns=["asset", "score"])
         return table.column("asset").to_pylist(), table.column("score").to_numpy()

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +33,8 @@ from sqlalchemy import Engine
 from registry import promotion, store
 from registry.db import write_session
 from registry.ids import build_version_id
+from registry.integrity import bundle_key, commit_bundle
+from registry.storage import ArtefactStore, LocalStore, open_store
 from trainer.checksums import write_sha256sums
 
 DEFAULT_TRACK = "equities-daily"
@@ -42,11 +45,21 @@ REGISTRY_BIN = Path(sys.executable).parent / "registry"
 # --------------------------------------------------------------------------- stand-in bundles
 
 
-def write_stand_in_bundle(artefacts_root: Path, version_id: str, *,
-                          track: str = DEFAULT_TRACK) -> Path:
-    """Seal a bundle for ``version_id`` under ``artefacts_root``: a checkpoint file whose bytes
-    follow from the id, ``metadata.json`` and ``SHA256SUMS``. Rewriting it gives the same bytes."""
-    bundle = artefacts_root / "models" / track / version_id
+def write_stand_in_bundle(artefacts_root: Path | ArtefactStore, version_id: str, *,
+                          track: str = DEFAULT_TRACK) -> Path | str:
+    """Seal a bundle for ``version_id`` under ``artefacts_root`` (a directory, or a store it
+    is committed to): a checkpoint file whose bytes follow from the id, ``metadata.json`` and
+    ``SHA256SUMS``. Rewriting it gives the same bytes. Returns its path, or its URL."""
+    artefacts = open_store(artefacts_root)
+    key = bundle_key(track=track, version_id=version_id)
+    if isinstance(artefacts, LocalStore):
+        return _seal_stand_in(artefacts.local_path(key), version_id)
+    with tempfile.TemporaryDirectory(prefix="podium-stand-in-") as work:
+        commit_bundle(artefacts, _seal_stand_in(Path(work) / version_id, version_id), key)
+    return artefacts.location(key)
+
+
+def _seal_stand_in(bundle: Path, version_id: str) -> Path:
     (bundle / "checkpoint").mkdir(parents=True, exist_ok=True)
     (bundle / "checkpoint" / "weights.bin").write_bytes(
         hashlib.sha256(version_id.encode()).digest() * 8)
@@ -55,7 +68,7 @@ def write_stand_in_bundle(artefacts_root: Path, version_id: str, *,
     return bundle
 
 
-def stand_in_version(artefacts_root: Path, label: str = "v1-linear", *,
+def stand_in_version(artefacts_root: Path | ArtefactStore, label: str = "v1-linear", *,
                      track: str = DEFAULT_TRACK, cutoff: dt.date = DEFAULT_CUTOFF,
                      fingerprint: str | None = None, seed: str | None = None) -> tuple[str, str]:
     """A sealed stand-in bundle under a fresh version id; returns ``(version_id, fingerprint)``.
@@ -67,8 +80,8 @@ def stand_in_version(artefacts_root: Path, label: str = "v1-linear", *,
     return version_id, fingerprint
 
 
-def register_stand_in(engine: Engine, artefacts_root: Path, label: str = "v1-linear", *,
-                      track: str = DEFAULT_TRACK, actor: str = "test",
+def register_stand_in(engine: Engine, artefacts_root: Path | ArtefactStore,
+                      label: str = "v1-linear", *, track: str = DEFAULT_TRACK, actor: str = "test",
                       champion: bool = False, **identity: Any) -> str:
     """A stand-in bundle registered as a challenger (and, if ``champion``, promoted by force
     with no gate); returns its version id. ``identity``: ``stand_in_version``'s keywords."""

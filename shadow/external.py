@@ -17,13 +17,15 @@ from sqlmodel import select
 
 from registry.db import read_session
 from registry.models import ModelVersion, PredictionSubmission
+from registry.storage import ArtefactStore
 from registry.submissions import submissions_root
 from scorer.portfolio import ranked_book
 from shadow.predictions import PredictionStore
 
 
 def materialise_submissions(engine: Engine, predictions: PredictionStore, version: ModelVersion,
-                            days: list[dt.date], *, artefacts_root: Path, quantile: float
+                            days: list[dt.date], *, artefacts_root: Path | ArtefactStore,
+                            quantile: float
                             ) -> list[dt.date]:
     """Write each submitted day that has landed (in ``days``) as the prediction of the landed
     day before it (on or before the cutoff: not scored), once; return every day predicted so

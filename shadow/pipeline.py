@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +29,9 @@ from sqlalchemy import Engine
 
 from registry.db import write_session
 from registry.errors import IntegrityFailure
+from registry.integrity import fetch_bundle, require_kept
 from registry.models import ModelVersion, ShadowError
+from registry.storage import ArtefactStore, StorageUnavailable, open_store
 from scorer.portfolio import ranked_book
 from scorer.settings import PortfolioSettings
 from shadow.external import materialise_submissions
@@ -72,11 +75,13 @@ class Pipeline:
     """One run over one track's view (see the module doc); use it as a context manager."""
 
     def __init__(self, view: MarketView, engine: Engine, predictions: PredictionStore, *,
-                 artefacts_root: Path, portfolio: PortfolioSettings,
+                 artefacts_root: Path | ArtefactStore, portfolio: PortfolioSettings,
+                 bundle_cache: Path | None = None,
                  through: dict[str, dt.date] | None = None, settles_from: int | None = None,
                  universe: Universe | None = None) -> None:
         self.view, self.engine, self.predictions = view, engine, predictions
         self.artefacts_root, self.portfolio = artefacts_root, portfolio
+        self.artefacts, self.bundle_cache = open_store(artefacts_root), bundle_cache
         self.universe = universe or Universe()
         self.settler = Settler(view, predictions, engine, portfolio, through or {},
                                self.universe)
@@ -120,10 +125,16 @@ class Pipeline:
         work = Work(version, VersionOutcome(version.version_id), predicted, pending)
         if pending:
             try:
-                work.predictor = load_model(self.artefacts_root / version.bundle_path,
-                                            expected_digest=version.bundle_digest)
+                require_kept(version)
+                bundle = fetch_bundle(self.artefacts, version.bundle_path,
+                                      expected_digest=version.bundle_digest,
+                                      cache_root=self.bundle_cache)
+                work.predictor = load_model(bundle, expected_digest=version.bundle_digest)
             except (IntegrityError, IntegrityFailure) as exc:
                 self._failed(work.outcome, exc)
+                work.failed = True
+            except StorageUnavailable as exc:  # the bucket did not answer: next run retries
+                self._failed(work.outcome, exc, code=exc.code)
                 work.failed = True
         return work
 
@@ -184,7 +195,8 @@ class Pipeline:
                 fresh.written.result()
             except CancelledError:  # abandoned before the file was written: nothing is stored
                 return
-            except OSError as exc:  # a full or read-only disk: this version waits for the next run
+            except (OSError, StorageUnavailable) as exc:  # a full disk, an unreachable bucket:
+                # this version waits for the next run
                 fresh.outcome.predicted = 0
                 self._failed(fresh.outcome, exc, code="storage_error",
                              message=f"cannot store predictions: {exc}")

@@ -24,6 +24,7 @@ from registry.config import PodiumConfig
 from registry.errors import InvalidData, PodiumError
 from registry.history import check_history
 from registry.landing import track_source
+from registry.storage import artefact_store
 from shadow.lease import (
     SHADOW_LEASE,
     LeaseHeartbeat,
@@ -173,9 +174,10 @@ def run_track(config: PodiumConfig, engine: Engine, *, holder: str,
         universe = view.universe(first - start)
         run = TrackRun(track, True, "ok", view.last_day, universe=universe)
         started: list[VersionOutcome] = []
-        with Pipeline(view, engine, PredictionStore(
-                config.artefacts_root / "shadow" / "predictions"),
-                artefacts_root=config.artefacts_root, portfolio=config.shadow.portfolio,
+        artefacts = artefact_store(config)
+        with Pipeline(view, engine, PredictionStore(artefacts, "shadow/predictions"),
+                artefacts_root=artefacts, portfolio=config.shadow.portfolio,
+                bundle_cache=config.artefacts_root / "cache" / "bundles",
                 through=through, settles_from=first - start, universe=universe) as pipeline:
             work = []
             for version in versions:  # which days, and each model verified and restored

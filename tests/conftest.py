@@ -89,3 +89,51 @@ def register(engine: Engine, artefacts_root: Path) -> Callable[..., str]:
         return register_stand_in(engine, artefacts_root, label, **identity)
 
     return _register
+
+
+# --------------------------------------------------------------------------- an S3 bucket
+
+S3_TEST_OPTIONS = {"region": "us-east-1", "access_key_id": "podium-test",
+                   "secret_access_key": "podium-test-secret-key"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server, speaking HTTP on loopback, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def make_bucket(endpoint: str) -> str:
+    """A fresh, empty bucket on ``endpoint``; returns its name."""
+    import httpx
+
+    name = f"podium-{uuid.uuid4().hex[:12]}"
+    httpx.put(f"{endpoint}/{name}").raise_for_status()
+    return name
+
+
+@pytest.fixture
+def bucket_store(s3_endpoint: str):
+    """An :class:`~registry.storage.ObjectStore` on a fresh bucket, under a prefix."""
+    from registry.storage import ObjectStore
+
+    return ObjectStore(f"s3://{make_bucket(s3_endpoint)}/artefacts",
+                       options={**S3_TEST_OPTIONS, "endpoint": s3_endpoint}, timeout_seconds=10)
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest, artefacts_root: Path):
+    """The artefact store, as a local directory and as a bucket."""
+    from registry.storage import LocalStore
+
+    if request.param == "local":
+        return LocalStore(artefacts_root)
+    return request.getfixturevalue("bucket_store")

@@ -59,19 +59,24 @@ def read_sha256sums(bundle_dir: Path) -> dict[str, str]:
         text = sums_path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise IntegrityError(f"{sums_path}: not UTF-8 text ({exc.reason})") from None
+    return parse_sha256sums(text, where=str(sums_path))
+
+
+def parse_sha256sums(text: str, *, where: str) -> dict[str, str]:
+    """The listing in a SHA256SUMS's text; ``where`` names it in an error."""
     if not text.endswith("\n"):
-        raise IntegrityError(f"{sums_path}: truncated (no final newline)")
+        raise IntegrityError(f"{where}: truncated (no final newline)")
     listed: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         match = _LINE.match(line)
         if match is None:
-            raise IntegrityError(f"{sums_path}:{lineno}: malformed line {line[:80]!r}")
+            raise IntegrityError(f"{where}:{lineno}: malformed line {line[:80]!r}")
         digest, rel = match.groups()
         if rel.startswith("/") or ".." in rel.split("/"):
-            raise IntegrityError(f"{sums_path}:{lineno}: path escapes the bundle: {rel!r}")
+            raise IntegrityError(f"{where}:{lineno}: path escapes the bundle: {rel!r}")
         listed[rel] = digest
     if not listed:
-        raise IntegrityError(f"{sums_path}: lists no files")
+        raise IntegrityError(f"{where}: lists no files")
     return listed
 
 

@@ -4,7 +4,8 @@ The trainer runs as ``python -m trainer --config-file RESOLVED.json --out STAGIN
 process group (killed whole at ``time_budget_seconds + 15``, and with the zoo if the zoo dies:
 see ``zoo.deathsig``).
 Its bundle lands in ``runs/<run_id>/bundle``; only after the result line parses and SHA256SUMS
-verifies is it renamed to ``models/<track>/<version_id>`` and registered as a challenger. So an
+verifies is it committed to ``models/<track>/<version_id>`` (renamed there, or uploaded to a
+bucket: ``registry.integrity.commit_bundle``) and registered as a challenger. So an
 incomplete run never leaves a bundle where a sealed one would be, and never registers anything.
 
 ``run_spec`` is the local executor: ``begin_run`` → ``needs_training`` → ``run_trainer`` →
@@ -35,8 +36,15 @@ from registry.config import ModelSpec, PodiumConfig
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure, InvalidData, PodiumError
 from registry.history import verify_history
-from registry.integrity import bundle_dir, verify_bundle
+from registry.integrity import (
+    bundle_exists,
+    bundle_key,
+    commit_bundle,
+    verify_bundle,
+    verify_stored_bundle,
+)
 from registry.models import ModelVersion
+from registry.storage import artefact_store
 from trainer.dataset import ensure_dataset
 from trainer.panel import PanelError
 from trainer.sources import open_source
@@ -65,7 +73,8 @@ class SpecRun:
 
     resolved: ResolvedSpec
     record: RunRecord
-    final: Path  # where its sealed bundle goes: models/<track>/<version_id>
+    key: str  # where its sealed bundle goes in the artefact store: models/<track>/<version_id>
+    final: str  # that place, as a path or a URL
     run_dir: Path  # runs/<run_id>: the resolved config, the trainer's log and staged bundle
     clock: float
     existing: ModelVersion | None = None
@@ -100,9 +109,9 @@ def begin_run(config: PodiumConfig, spec: ModelSpec, *, engine: Engine) -> SpecR
     record = RunRecord(run_id=run_id, spec=spec.name, version_id=resolved.version_id,
                        status="failed", started_at=started, duration_seconds=0.0,
                        train_cutoff=resolved.train_cutoff)
-    final = bundle_dir(config.artefacts_root, track=config.track,
-                       version_id=resolved.version_id)
-    return SpecRun(resolved, record, final, config.artefacts_root / "runs" / run_id, clock)
+    key = bundle_key(track=config.track, version_id=resolved.version_id)
+    return SpecRun(resolved, record, key, artefact_store(config).location(key),
+                   config.artefacts_root / "runs" / run_id, clock)
 
 
 @contextmanager
@@ -161,13 +170,14 @@ def needs_training(config: PodiumConfig, run: SpecRun, *, engine: Engine, force:
     if run.existing is not None and not force:
         record.status = "skipped"
         record.message = f"already registered as {run.existing.version_id} ({run.existing.state})"
-        record.bundle_path = str(run.final)
+        record.bundle_path = run.final
         return False
-    if run.existing is None and run.final.is_dir():
+    artefacts = artefact_store(config)
+    if run.existing is None and bundle_exists(artefacts, run.key):
         # A sealed bundle whose registration was interrupted: verify it and finish the job.
-        verify_bundle(run.final)
+        verify_stored_bundle(artefacts, run.key)
         _register(config, resolved, engine=engine, details={"recovered": True})
-        record.status, record.bundle_path = "registered", str(run.final)
+        record.status, record.bundle_path = "registered", run.final
         record.message = "registered a sealed bundle left by an interrupted run"
         return False
     run.run_dir.mkdir(parents=True)
@@ -192,9 +202,9 @@ def finish_run(config: PodiumConfig, run: SpecRun, result: TrainerResult, *,
         record.status, record.bundle_path = "retrained", str(staged)
         record.message = f"retrained {run.existing.version_id}; the registered bundle is unchanged"
         return
-    run.final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staged, run.final)  # atomic on one filesystem; fails if final appeared meanwhile
-    record.bundle_path = str(run.final)
+    # a rename, or an upload committed by SHA256SUMS
+    commit_bundle(artefact_store(config), staged, run.key)
+    record.bundle_path = run.final
     _register(config, run.resolved, engine=engine, details={"result": result.payload})
     record.status, record.message = "registered", "registered as a challenger"
 
@@ -204,7 +214,7 @@ def _register(config: PodiumConfig, resolved: ResolvedSpec, *, engine: Engine,
     with write_session(engine) as session:
         store.register_version(
             session, track=config.track, version_id=resolved.version_id,
-            fingerprint=resolved.fingerprint, artefacts_root=config.artefacts_root,
+            fingerprint=resolved.fingerprint, artefacts_root=artefact_store(config),
             actor="zoo", spec_name=resolved.spec.name,
             details={"spec": resolved.spec.name, "overrides": resolved.spec.overrides,
                      "dataset_fingerprint": resolved.dataset_fingerprint,

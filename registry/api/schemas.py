@@ -47,6 +47,22 @@ class ModelVersionPublic(_Public):
         None, description="an external version's artefact uri, digest and metadata")
 
 
+class BundleFile(BaseModel):
+    path: str = Field(description="relative to the bundle; SHA256SUMS first")
+    size: int
+    sha256: str
+
+
+class BundleManifest(BaseModel):
+    """A version's bundle: every file, its size and digest (``digest``: of SHA256SUMS, the one
+    registered). Each file downloads from ``/versions/{version_id}/bundle/{path}``."""
+
+    version_id: str
+    track: str
+    digest: str
+    files: list[BundleFile]
+
+
 class ChampionPublic(_Public):
     """The consumers' hot path: just enough to find and check the bundle."""
 

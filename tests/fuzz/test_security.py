@@ -60,7 +60,7 @@ def _routes(app: Any) -> list[RouteContext]:
 
 def _fill(route: RouteContext, podium: Deployment) -> str:
     return route.path_format.format(version_id=podium.versions["challenger"], track=TRACK,
-                                    event_id=1, day="2030-01-02")
+                                    event_id=1, day="2030-01-02", file_path="metadata.json")
 
 
 def _problem(response: Any, status: int) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN, canonical_json, validate_slug
 from registry.lifecycle import State
 from registry.models import ModelVersion, Track
+from registry.storage import artefact_store
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
 # TrackPath and ReaderDep, minus their thread hops (see ``champion``)
@@ -203,7 +204,7 @@ def rollback(track: TrackPath, body: RollbackRequest, principal: PromoterDep, en
         with write_session(engine) as session:
             transition = store.rollback_track(
                 session, track=track, actor=principal.name, reason=body.reason,
-                artefacts_root=config.artefacts_root, request_id=request_id,
+                artefacts_root=artefact_store(config), request_id=request_id,
                 expected_champion=body.expected_champion)
         request.app.state.notify_events()
         return transition_body(transition, gate=None)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlmodel import Session
 
 from registry import promotion, store
 from registry.api.deps import (
@@ -21,6 +22,7 @@ from registry.api.deps import (
 from registry.api.idempotency import IdempotencyKey, request_fingerprint, run_idempotent
 from registry.api.problems import problem_responses
 from registry.api.schemas import (
+    BundleManifest,
     ModelVersionPublic,
     PromoteRequest,
     ReasonRequest,
@@ -30,8 +32,12 @@ from registry.api.schemas import (
 from registry.api.transitions import transition_body
 from registry.auth import require_scope
 from registry.db import write_session
+from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN
+from registry.integrity import bundle_manifest, listed_file, require_kept
 from registry.lifecycle import State
+from registry.models import ModelVersion
+from registry.storage import artefact_store
 
 router = APIRouter(prefix="/versions", tags=["versions"])
 _READ = problem_responses(401, 422, 503)
@@ -103,6 +109,51 @@ def retire(version_id: VersionIdPath, body: ReasonRequest, principal: PromoterDe
     fingerprint = request_fingerprint("POST", request.url.path, body.model_dump())
     return run_idempotent(engine, key=idempotency_key, principal=principal,
                           fingerprint=fingerprint, action=action, request_id=request_id)
+
+
+@router.get("/{version_id:path}/bundle", response_model=BundleManifest, responses={
+    **_ONE, **problem_responses(422, why={422: "the bundle fails its integrity check"})},
+    summary="A version's bundle: its files, sizes and digests (ETag: the bundle's digest)")
+def get_bundle(version_id: VersionIdPath, session: SessionDep, config: ConfigDep, _: ReaderDep
+               ) -> JSONResponse:
+    version = _with_bundle(session, version_id)
+    files = bundle_manifest(artefact_store(config), version.bundle_path,
+                            expected_digest=version.bundle_digest)
+    body = BundleManifest(version_id=version.version_id, track=version.track,
+                          digest=version.bundle_digest, files=files)
+    return JSONResponse(body.model_dump(), headers={"ETag": f'"{version.bundle_digest}"'})
+
+
+@router.get("/{version_id}/bundle/{file_path:path}", responses={
+    **_ONE, 200: {"content": {"application/octet-stream": {}},
+                  "description": "the file, streamed; ETag: its SHA-256"},
+    304: {"description": "unchanged since the ETag sent in If-None-Match"}},
+    response_class=StreamingResponse, summary="One file of a version's bundle")
+def get_bundle_file(version_id: VersionIdPath, file_path: str, session: SessionDep,
+                    config: ConfigDep, _: ReaderDep,
+                    if_none_match: Annotated[str | None, Header()] = None) -> Response:
+    version = _with_bundle(session, version_id)
+    artefacts = artefact_store(config)
+    entry = listed_file(artefacts, version.bundle_path, expected_digest=version.bundle_digest,
+                        path=file_path)
+    if entry is None:
+        raise NotFound(f"bundle of {version_id} has no file {file_path[:200]!r}",
+                       code="unknown_bundle_file")
+    etag = f'"{entry["sha256"]}"'
+    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag})
+    return StreamingResponse(artefacts.iter_chunks(f"{version.bundle_path}/{file_path}"),
+                             media_type="application/octet-stream",
+                             headers={"ETag": etag, "Content-Length": str(entry["size"])})
+
+
+def _with_bundle(session: Session, version_id: str) -> ModelVersion:
+    version = store.get_version(session, version_id)
+    if version.kind == "external":
+        raise NotFound(f"version {version_id} is external: Podium holds no bundle for it",
+                       code="no_bundle")
+    require_kept(version)
+    return version
 
 
 # Last: "{version_id:path}" would also match ".../promote" and answer a wrong Allow on a 405.

@@ -1,0 +1,184 @@
+"""Registering and loading a bundle on the local disk and in an S3 bucket, in one run.
+
+One bundle of the default ``sample.yaml`` model (``--quick``: ``examples/tiny.yaml``) is trained
+once by the real trainer (two epochs: the bundle's files are those of a full run). Then, for a
+local artefacts root and for a bucket on moto's S3 server on loopback (real HTTP, real client):
+
+- **register**: commit a fresh copy of the bundle (a rename on disk; upload under ``staging/``,
+  copy, ``SHA256SUMS`` last in the bucket) and register it, which verifies every file;
+- **cold load**: a consumer's ``load_champion`` against a real ``registry serve``: from the
+  shared directory, or, with no shared disk, downloading the bundle over the API into an empty
+  cache; verified and restored either way (the process's restored-model cache is dropped first);
+- **cached load**: the same consumer again with the bundle already in its cache;
+
+and reports medians, the ratio bucket / local, and the bytes each load transferred.
+
+    .venv/bin/python bench/artefacts.py [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import httpx  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from registry import migrations, promotion, store  # noqa: E402
+from registry.client import load_champion  # noqa: E402
+from registry.config import load_config  # noqa: E402
+from registry.db import make_engine, write_session  # noqa: E402
+from registry.ids import build_version_id  # noqa: E402
+from registry.integrity import bundle_key, commit_bundle  # noqa: E402
+from registry.storage import ArtefactStore, LocalStore, ObjectStore  # noqa: E402
+from registry.testing import RegistryServer  # noqa: E402
+from trainer import serving  # noqa: E402
+from trainer.config import ResolvedConfig, RunSettings, WandbSettings  # noqa: E402
+from trainer.dataset import ensure_dataset, open_feed  # noqa: E402
+from trainer.train import train_and_evaluate  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TRACK = "bench"
+S3_KEYS = {"region": "us-east-1", "access_key_id": "bench", "secret_access_key": "bench-secret"}
+
+
+def train_bundle(config_file: Path, work: Path) -> tuple[Path, str, object]:
+    """One sealed bundle of the configuration's trainer model; returns (bundle, label, cutoff)."""
+    config = load_config(config_file, environ={})
+    datasets = work / "datasets"
+    ensure_dataset(datasets, config.market)
+    cutoff = open_feed(datasets, config.market).landed_days()[-1]
+    train = config.trainer.model_copy(update={"epochs": 2, "train_cutoff": cutoff})
+    bundle = work / "trained"
+    train_and_evaluate(ResolvedConfig(train=train, run=RunSettings(
+        datasets_root=str(datasets), wandb=WandbSettings(mode="disabled"))), bundle)
+    return bundle, train.label, cutoff
+
+
+def register_once(artefacts: ArtefactStore, engine, trained: Path, work: Path, *, label: str,
+                  cutoff, k: int) -> tuple[str, float]:
+    fp = hashlib.sha256(f"{label}-{k}".encode()).hexdigest()
+    version_id = build_version_id(label, cutoff, fp)
+    copy = work / f"copy-{k}"
+    shutil.copytree(trained, copy)  # not timed: the trainer's output, ready to commit
+    started = time.perf_counter()
+    commit_bundle(artefacts, copy, bundle_key(track=TRACK, version_id=version_id))
+    with write_session(engine) as session:
+        store.register_version(session, track=TRACK, version_id=version_id, fingerprint=fp,
+                               artefacts_root=artefacts, actor="bench")
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(copy, ignore_errors=True)
+    return version_id, elapsed
+
+
+def load_once(url: str, *, artefacts_root: Path | None, cache: Path) -> tuple[float, int]:
+    serving._restored.clear()  # a consumer process's first load
+    started = time.perf_counter()
+    with load_champion(TRACK, url=url, token=None, artefacts_root=artefacts_root,
+                       cache_dir=cache, refresh_seconds=3600) as champion:
+        elapsed = time.perf_counter() - started
+        return elapsed, champion.bytes_downloaded
+
+
+def measure(name: str, artefacts: ArtefactStore, trained: Path, work: Path, *, label: str,
+            cutoff, repeats: int, env: dict[str, str]) -> dict[str, list[float]]:
+    work.mkdir(parents=True)
+    db_url = f"sqlite:///{work / 'podium.db'}"
+    engine = make_engine(db_url)
+    migrations.upgrade(engine)
+    figures: dict[str, list[float]] = {"register": [], "cold": [], "cached": [],
+                                       "cold_bytes": [], "cached_bytes": []}
+    version_id = None
+    for k in range(repeats):
+        version_id, elapsed = register_once(artefacts, engine, trained, work, label=label,
+                                            cutoff=cutoff, k=k)
+        figures["register"].append(elapsed)
+    with write_session(engine) as session:
+        promotion.promote_version(session, version_id=version_id, actor="bench", reason="bench",
+                                  gate=None, force=True, artefacts_root=artefacts)
+    engine.dispose()
+    root = artefacts.root if isinstance(artefacts, LocalStore) else None
+    server = RegistryServer(database_url=db_url, artefacts_root=artefacts.url,
+                            workdir=work, config={"server": {"public_reads": True},
+                                                  "shadow": {"in_serve": False}})
+    server.env.update(env)
+    with server:
+        for k in range(repeats):
+            cache = work / f"cache-{k}"
+            elapsed, transferred = load_once(server.url, artefacts_root=root, cache=cache)
+            figures["cold"].append(elapsed)
+            figures["cold_bytes"].append(transferred)
+            elapsed, transferred = load_once(server.url, artefacts_root=root, cache=cache)
+            figures["cached"].append(elapsed)
+            figures["cached_bytes"].append(transferred)
+    print(f"{name}: done", file=sys.stderr)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="the tiny example market")
+    args = parser.parse_args()
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
+    console = Console()
+    config_file = REPO / ("examples/tiny.yaml" if args.quick else "sample.yaml")
+    with tempfile.TemporaryDirectory(prefix="podium-bench-artefacts-") as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        trained, label, cutoff = train_bundle(config_file, work)
+        size = sum(p.stat().st_size for p in trained.rglob("*") if p.is_file())
+        files = sum(1 for p in trained.rglob("*") if p.is_file())
+        console.print(f"trained {config_file.name}'s model in {time.perf_counter() - started:.1f}"
+                      f" s: {files} files, {size / 1024:.0f} KiB")
+        s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        s3.start()
+        try:
+            host, port = s3.get_host_and_port()
+            endpoint = f"http://{host}:{port}"
+            httpx.put(f"{endpoint}/podium-bench").raise_for_status()
+            bucket = ObjectStore("s3://podium-bench/artefacts",
+                                 options={**S3_KEYS, "endpoint": endpoint})
+            env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": S3_KEYS["region"],
+                   "AWS_ACCESS_KEY_ID": S3_KEYS["access_key_id"],
+                   "AWS_SECRET_ACCESS_KEY": S3_KEYS["secret_access_key"]}
+            local = measure("local", LocalStore(work / "local-root"), trained, work / "local",
+                            label=label, cutoff=cutoff, repeats=args.repeats, env={})
+            remote = measure("s3", bucket, trained, work / "s3", label=label, cutoff=cutoff,
+                             repeats=args.repeats, env=env)
+        finally:
+            s3.stop()
+    table = Table(title=f"bundle register and load, median of {args.repeats} "
+                        f"({files} files, {size / 1024:.0f} KiB)")
+    for column in ("", "local disk", "S3 (loopback)", "S3 / local", "target"):
+        table.add_column(column, justify="right" if column else "left")
+    for key, what, target in (("register", "register (commit + verify)", "≤ 1.5×"),
+                              ("cold", "consumer cold load", "≤ 1.5×"),
+                              ("cached", "consumer cached load", "")):
+        a, b = statistics.median(local[key]), statistics.median(remote[key])
+        table.add_row(what, f"{a * 1000:.1f} ms", f"{b * 1000:.1f} ms", f"{b / a:.2f}×",
+                      target)
+    table.add_row("bytes per cold load", f"{statistics.median(local['cold_bytes']):.0f}",
+                  f"{statistics.median(remote['cold_bytes']):.0f}", "", "")
+    table.add_row("bytes per cached load", f"{statistics.median(local['cached_bytes']):.0f}",
+                  f"{statistics.median(remote['cached_bytes']):.0f}", "", "0")
+    console.print(table)
+    console.print("local disk: the consumer reads the shared artefacts directory; S3: it has "
+                  "only the registry's URL and downloads over the API")
+
+
+if __name__ == "__main__":
+    main()

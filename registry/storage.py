@@ -1,0 +1,336 @@
+"""Where artefacts are kept: a local directory (the default) or an S3 bucket, behind one interface.
+
+Bundles, prediction and submission Parquet go through an :class:`ArtefactStore`, addressed by
+POSIX keys relative to the artefacts root (``models/<track>/<version_id>/SHA256SUMS``,
+``shadow/predictions/...``). :class:`LocalStore` is a directory, as Podium always used;
+:class:`ObjectStore` is an ``s3://bucket/prefix`` through `obstore
+<https://developmentseed.org/obstore/>`_ (a small Rust client, no boto: see
+docs/deployment.md for why). Endpoint, region and credentials come from the standard
+``AWS_*`` environment variables or the ``object_store`` configuration keys; a message names the
+store by its URL only, never a credential.
+
+A store failing to answer (unreachable, wrong credentials, no such bucket) is
+:class:`StorageUnavailable`; a missing object is ``FileNotFoundError``, as on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from registry.errors import PodiumError
+
+SCHEMES = ("s3://",)
+PARALLEL_REQUESTS = 16  # objects in flight at once for one bundle
+T = TypeVar("T")
+
+
+class StorageUnavailable(PodiumError):
+    code, status, title = "storage_unavailable", 503, "Artefact store unavailable"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str  # relative to the store's root
+    size: int
+    stamp: str  # changes whenever the object does (an ETag, or inode, size and mtime)
+    modified: dt.datetime  # UTC
+
+
+def is_store_url(value: str | os.PathLike[str]) -> bool:
+    return isinstance(value, str) and value.startswith(SCHEMES)
+
+
+class ArtefactStore:
+    """Objects under POSIX keys. ``url`` names the store in messages (no credentials)."""
+
+    url: str
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        """Write a whole object at once: a reader sees the old object or the new, never half."""
+        raise NotImplementedError
+
+    def get(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def put_table(self, key: str, table: Any, **options: Any) -> None:
+        """Write an Arrow table as one whole Parquet object (``options`` for the writer)."""
+        import pyarrow as pa  # not at import: the server starts without Arrow
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **options)
+        self.put(key, memoryview(sink.getvalue()))
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        """Every object under ``prefix/`` (recursively), sorted by key."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing one is not an error."""
+        raise NotImplementedError
+
+    def copy(self, source: str, target: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def local_path(self, key: str) -> Path | None:
+        """The file behind ``key`` when the store is a local directory, else None."""
+        return None
+
+    def location(self, key: str) -> str:
+        """Where ``key`` is, for a person: a path, or a URL."""
+        return f"{self.url}/{_clean_key(key)}"
+
+    def parquet_source(self, key: str) -> Any:
+        """What ``pyarrow.parquet.read_table`` reads ``key`` from."""
+        return pa.BufferReader(self.get(key))
+
+    def iter_chunks(self, key: str) -> Iterator[bytes]:
+        """An object's bytes in pieces, for streaming it to a client."""
+        yield self.get(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix/``; returns the bytes freed."""
+        items = self.list(prefix)
+        self.each(self.delete, [item.key for item in items])
+        return sum(item.size for item in items)
+
+    def each(self, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
+        """``[fn(*args) for args in zip(*iterables)]``: in parallel where round trips cost."""
+        return list(map(fn, *iterables))
+
+
+def _clean_key(key: str) -> str:
+    parts = key.strip("/").split("/")
+    if not key or any(part in ("", ".", "..") for part in parts) or "\0" in key:
+        raise ValueError(f"not a valid artefact key: {key!r}")
+    return "/".join(parts)
+
+
+class LocalStore(ArtefactStore):
+    """A directory: writes go through a temporary sibling and an atomic rename."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def local_path(self, key: str) -> Path:
+        return self.root / _clean_key(key)
+
+    def location(self, key: str) -> str:
+        return str(self.local_path(key))
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        target = self.local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
+            raise
+
+    def get(self, key: str) -> bytes:
+        return self.local_path(key).read_bytes()
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        base = self.local_path(prefix)
+        if not base.is_dir():
+            return []
+        found = []
+        for directory, _, names in os.walk(base):
+            for name in names:
+                path = Path(directory) / name
+                info = path.stat()
+                found.append(StoredObject(
+                    path.relative_to(self.root).as_posix(), info.st_size,
+                    f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}",
+                    dt.datetime.fromtimestamp(info.st_mtime, dt.UTC)))
+        return sorted(found, key=lambda item: item.key)
+
+    def delete(self, key: str) -> None:
+        self.local_path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        freed = sum(item.size for item in self.list(prefix))
+        shutil.rmtree(self.local_path(prefix), ignore_errors=True)
+        return freed
+
+    def copy(self, source: str, target: str) -> None:
+        self.put(target, self.get(source))
+
+    def exists(self, key: str) -> bool:
+        return self.local_path(key).is_file()
+
+    def parquet_source(self, key: str) -> Any:
+        return str(self.local_path(key))
+
+    def iter_chunks(self, key: str) -> Iterator[bytes]:
+        with open(self.local_path(key), "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+
+
+class ObjectStore(ArtefactStore):
+    """An S3 bucket (or an S3-compatible store) through obstore. A bundle's many small objects
+    go in parallel (:meth:`each`): each costs a round trip, and obstore releases the GIL."""
+
+    def each(self, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
+        with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS,
+                                thread_name_prefix="object-store") as pool:
+            return list(pool.map(fn, *iterables))
+
+    def __init__(self, url: str, *, options: dict[str, str] | None = None,
+                 timeout_seconds: float = 30.0) -> None:
+        from obstore.store import S3Store
+
+        self.url = url.rstrip("/")
+        self._secrets = [value for key, value in (options or {}).items()
+                         if "secret" in key or "token" in key]
+        self._secrets += [os.environ[name] for name in ("AWS_SECRET_ACCESS_KEY",
+                          "AWS_SESSION_TOKEN") if os.environ.get(name)]
+        allow_http = (options or {}).get("endpoint", os.environ.get("AWS_ENDPOINT_URL", "")
+                                         ).startswith("http://")
+        try:
+            self._store = S3Store.from_url(
+                self.url, config=dict(options or {}),
+                client_options={"allow_http": allow_http, "connect_timeout": "5s",
+                                "timeout": f"{max(int(timeout_seconds), 1)}s"},
+                retry_config={"max_retries": 2, "retry_timeout": dt.timedelta(
+                    seconds=timeout_seconds), "backoff": {
+                    "init_backoff": dt.timedelta(milliseconds=100),
+                    "max_backoff": dt.timedelta(seconds=2), "base": 2}})
+        except Exception as exc:  # noqa: BLE001 (obstore raises its own configuration errors)
+            raise StorageUnavailable(f"artefact store {self.url}: {self._reason(exc)}",
+                                     code="storage_misconfigured") from None
+
+    def _reason(self, exc: BaseException) -> str:
+        text = " ".join(str(exc).split())
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = re.sub(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s]+", r"\1***",
+                      text)
+        return text if len(text) <= 300 else text[:297] + "…"
+
+    def _call(self, what: str, key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self._store, *args, **kwargs)
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise StorageUnavailable(f"artefact store {self.url} cannot {what} {key}: "
+                                         "no such bucket") from None
+            raise FileNotFoundError(f"{self.url}/{key}: not found") from None
+        except Exception as exc:  # noqa: BLE001 (network, credentials, bucket: all mean the same)
+            raise StorageUnavailable(f"artefact store {self.url} cannot {what} {key}: "
+                                     f"{self._reason(exc)}") from None
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        import obstore
+
+        key = _clean_key(key)
+        self._call("write", key, obstore.put, key, bytes(data) if isinstance(data, memoryview)
+                   else data)
+
+    def get(self, key: str) -> bytes:
+        import obstore
+
+        key = _clean_key(key)
+        return bytes(self._call("read", key, lambda store: obstore.get(store, key).bytes()))
+
+    def iter_chunks(self, key: str) -> Iterator[bytes]:
+        import obstore
+
+        key = _clean_key(key)
+        result = self._call("read", key, obstore.get, key)
+        for chunk in result.stream(min_chunk_size=1 << 20):
+            yield bytes(chunk)
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        import obstore
+
+        prefix = _clean_key(prefix) + "/"
+
+        def listing(store: Any) -> list[StoredObject]:
+            return [StoredObject(meta["path"], meta["size"], meta["e_tag"] or
+                                 meta["last_modified"].isoformat(), meta["last_modified"])
+                    for batch in obstore.list(store, prefix) for meta in batch]
+
+        return sorted(self._call("list", prefix, listing), key=lambda item: item.key)
+
+    def delete(self, key: str) -> None:
+        import obstore
+
+        key = _clean_key(key)
+        try:
+            self._call("delete", key, obstore.delete, key)
+        except FileNotFoundError:
+            pass
+
+    def copy(self, source: str, target: str) -> None:
+        import obstore
+
+        source, target = _clean_key(source), _clean_key(target)
+        self._call("copy", source, obstore.copy, source, target)
+
+    def exists(self, key: str) -> bool:
+        import obstore
+
+        key = _clean_key(key)
+        try:
+            self._call("read", key, obstore.head, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def store_options(config: Any) -> dict[str, str]:
+    """obstore's S3 settings from the ``object_store`` section (unset keys: the environment)."""
+    options: dict[str, str] = {}
+    for key in ("endpoint", "region", "access_key_id"):
+        value = getattr(config, key)
+        if value:
+            options[key] = value
+    if config.secret_access_key is not None:
+        options["secret_access_key"] = config.secret_access_key.get_secret_value()
+    return options
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_object_store(url: str, options: tuple[tuple[str, str], ...],
+                         timeout_seconds: float) -> ObjectStore:
+    return ObjectStore(url, options=dict(options), timeout_seconds=timeout_seconds)
+
+
+def open_store(root: str | os.PathLike[str] | ArtefactStore, *, settings: Any = None
+               ) -> ArtefactStore:
+    """The store behind ``root``: itself if already a store, an :class:`ObjectStore` for an
+    ``s3://`` URL (one client per URL and settings in a process), else a :class:`LocalStore`.
+    ``settings`` is the configuration's ``object_store`` section."""
+    if isinstance(root, ArtefactStore):
+        return root
+    if is_store_url(root):
+        options = store_options(settings) if settings is not None else {}
+        timeout = settings.timeout_seconds if settings is not None else 30.0
+        return _cached_object_store(str(root), tuple(sorted(options.items())), timeout)
+    return LocalStore(root)
+
+
+def artefact_store(config: Any) -> ArtefactStore:
+    """The store a loaded :class:`~registry.config.PodiumConfig` keeps its artefacts in."""
+    url = config.object_store.url
+    return open_store(url if url else config.artefacts_root, settings=config.object_store)

@@ -1,0 +1,214 @@
+"""The artefact store: bundles committed, verified, refused when damaged, on disk and in a bucket
+(moto's S3 server on loopback, reached over HTTP by the real client)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.fs as pafs
+import pytest
+from sqlalchemy import Engine
+
+from registry import promotion, store
+from registry.config import parse_config
+from registry.db import read_session, write_session
+from registry.errors import IntegrityFailure
+from registry.integrity import (
+    bundle_exists,
+    bundle_key,
+    bundle_manifest,
+    commit_bundle,
+    fetch_bundle,
+    verify_stored_bundle,
+)
+from registry.storage import ObjectStore, StorageUnavailable, artefact_store
+from registry.testing import (
+    DEFAULT_TRACK,
+    free_port,
+    register_stand_in,
+    stand_in_version,
+    wait_until_answering,
+)
+from shadow.predictions import PredictionStore
+from tests.conftest import S3_TEST_OPTIONS
+from trainer.checksums import write_sha256sums
+
+
+def _promote(engine: Engine, artefacts, version_id: str) -> None:
+    with write_session(engine) as session:
+        promotion.promote_version(session, version_id=version_id, actor="test", reason="test",
+                                  gate=None, force=True, artefacts_root=artefacts)
+
+
+def test_registered_bundle_altered_or_missing_is_refused(engine: Engine, any_store) -> None:
+    first = register_stand_in(engine, any_store, "v1-linear", champion=True)
+    second = register_stand_in(engine, any_store, "v2-mlp")
+    with read_session(engine) as session:
+        version = store.get_version(session, second)
+    assert version.bundle_path == bundle_key(track=DEFAULT_TRACK, version_id=second)
+    weights = f"{version.bundle_path}/checkpoint/weights.bin"
+    original = any_store.get(weights)
+    any_store.put(weights, b"swapped")
+    with pytest.raises(IntegrityFailure, match="checksum mismatch for checkpoint/weights.bin"):
+        _promote(engine, any_store, second)
+    any_store.delete(weights)
+    with pytest.raises(IntegrityFailure, match="listed in SHA256SUMS but missing"):
+        _promote(engine, any_store, second)
+    any_store.put(weights, original)
+    _promote(engine, any_store, second)  # intact again: served
+    any_store.put(f"{bundle_key(track=DEFAULT_TRACK, version_id=first)}/metadata.json", b"{}\n")
+    with write_session(engine) as session, pytest.raises(IntegrityFailure,
+                                                         match="checksum mismatch"):
+        store.rollback_track(session, track=DEFAULT_TRACK, actor="test", reason="bad release",
+                             artefacts_root=any_store)
+    with read_session(engine) as session:
+        assert store.resolve_champion(session, DEFAULT_TRACK).version_id == second
+
+
+def test_manifest_and_cached_fetch(any_store, tmp_path: Path) -> None:
+    version_id, _ = stand_in_version(any_store)
+    key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+    digest = verify_stored_bundle(any_store, key)
+    manifest = bundle_manifest(any_store, key, expected_digest=digest)
+    assert [entry["path"] for entry in manifest] == [
+        "SHA256SUMS", "checkpoint/weights.bin", "metadata.json"]
+    assert manifest[1]["size"] == 256
+    local = fetch_bundle(any_store, key, expected_digest=digest, cache_root=tmp_path / "cache")
+    assert (local / "checkpoint" / "weights.bin").read_bytes() == any_store.get(
+        f"{key}/checkpoint/weights.bin")
+    if isinstance(any_store, ObjectStore):
+        assert local == tmp_path / "cache" / digest
+        any_store.delete_prefix(key)  # a cached, verified copy needs nothing from the store
+        assert fetch_bundle(any_store, key, expected_digest=digest,
+                            cache_root=tmp_path / "cache") == local
+
+
+def test_interrupted_upload_leaves_nothing_visible(engine: Engine, bucket_store: ObjectStore,
+                                                   tmp_path: Path) -> None:
+    version_id, fingerprint = stand_in_version(tmp_path / "local")
+    local = tmp_path / "local" / bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+    key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+
+    class ConnectionDrops(ObjectStore):
+        """The same bucket; the connection drops after the first object."""
+
+        puts = 0
+
+        def put(self, key: str, data) -> None:
+            self.puts += 1
+            if self.puts > 1:
+                raise StorageUnavailable(f"artefact store {self.url} cannot write {key}")
+            super().put(key, data)
+
+    dropping = ConnectionDrops(bucket_store.url, options=bucket_store_options(bucket_store))
+    with pytest.raises(StorageUnavailable):
+        commit_bundle(dropping, local, key)
+    assert bucket_store.list("staging")  # the upload had begun
+    assert not bundle_exists(bucket_store, key)
+    with write_session(engine) as session, pytest.raises(IntegrityFailure,
+                                                         match="never committed"):
+        store.register_version(session, track=DEFAULT_TRACK, version_id=version_id,
+                               fingerprint=fingerprint, artefacts_root=bucket_store, actor="t")
+    commit_bundle(bucket_store, local, key)  # the next run completes
+    with write_session(engine) as session:
+        _, created = store.register_version(
+            session, track=DEFAULT_TRACK, version_id=version_id, fingerprint=fingerprint,
+            artefacts_root=bucket_store, actor="test")
+    assert created
+
+
+def bucket_store_options(bucket: ObjectStore) -> dict[str, str]:
+    return {**S3_TEST_OPTIONS, "endpoint": bucket._store.config["endpoint"]}
+
+
+@pytest.fixture(scope="module")
+def checking_endpoint() -> Iterator[str]:
+    """A second moto S3 server, in its own process, that checks every request's credentials
+    (it knows none, so any access key is wrong)."""
+    port = free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_until_answering(server, f"http://127.0.0.1:{port}/", any_status=True)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "wrong bucket", "wrong credentials"])
+def test_store_failure_names_the_url_and_registers_nothing(
+        engine: Engine, s3_endpoint: str, tmp_path: Path, failure: str,
+        request: pytest.FixtureRequest) -> None:
+    endpoint = {"unreachable": lambda: f"http://127.0.0.1:{free_port()}",
+                "wrong bucket": lambda: s3_endpoint,
+                "wrong credentials": lambda: request.getfixturevalue("checking_endpoint")
+                }[failure]()
+    broken = ObjectStore("s3://podium-missing/artefacts", timeout_seconds=5,
+                         options={**S3_TEST_OPTIONS, "endpoint": endpoint})
+    version_id, fingerprint = stand_in_version(tmp_path / "local")
+    with pytest.raises(StorageUnavailable, match=r"^artefact store s3://podium-missing/artefacts "
+                       "cannot read") as info:
+        with write_session(engine) as session:
+            store.register_version(session, track=DEFAULT_TRACK, version_id=version_id,
+                                   fingerprint=fingerprint, artefacts_root=broken, actor="t")
+    assert info.value.code == "storage_unavailable" and info.value.status == 503
+    assert S3_TEST_OPTIONS["secret_access_key"] not in info.value.detail
+    with read_session(engine) as session:
+        assert store.list_versions(session) == []
+
+
+def test_predictions_in_the_bucket_are_plain_parquet(bucket_store: ObjectStore,
+                                                     s3_endpoint: str) -> None:
+    book = PredictionStore(bucket_store, "shadow/predictions")
+    days = [dt.date(2025, 7, 1), dt.date(2025, 7, 2)]
+    scores = np.array([[0.5, -0.5], [0.25, -0.25]], dtype=np.float32)
+    key = book.write(DEFAULT_TRACK, "v1-linear-20250630-3fa2c1de", days=days,
+                     assets=["AAA", "BBB"], scores=scores, weights=np.sign(scores))
+    assert book.predicted_days(DEFAULT_TRACK, "v1-linear-20250630-3fa2c1de") == days
+    read_scores, _ = book.read(DEFAULT_TRACK, "v1-linear-20250630-3fa2c1de", days[1:], ["BBB"])
+    assert read_scores.tolist() == [[-0.25]]
+    bucket, prefix = bucket_store.url.removeprefix("s3://").split("/", 1)
+    s3 = pafs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http", region="us-east-1",
+                           access_key=S3_TEST_OPTIONS["access_key_id"],
+                           secret_key=S3_TEST_OPTIONS["secret_access_key"])
+    frame = pd.read_parquet(f"{bucket}/{prefix}/{key}", filesystem=s3)  # no Podium involved
+    assert list(frame.columns) == ["day", "asset", "score", "weight"] and len(frame) == 4
+
+
+def test_an_s3_root_keeps_local_files_local_and_hides_the_secret(tmp_path: Path) -> None:
+    config = parse_config(
+        "artefacts_root: s3://podium-artefacts/prod\n"
+        "object_store: {access_key_id: podium, secret_access_key: hunter2-secret,\n"
+        "               region: eu-west-1, local_dir: work}\n",
+        source=tmp_path / "podium.yaml", environ={})
+    assert config.object_store.url == "s3://podium-artefacts/prod"
+    assert config.artefacts_root == tmp_path / "work" == config.object_store.local_dir
+    assert "hunter2-secret" not in repr(config) + config.model_dump_json()
+    assert artefact_store(config).url == "s3://podium-artefacts/prod"
+    from_env = parse_config("{}", source=tmp_path / "podium.yaml",
+                            environ={"PODIUM_ARTEFACTS_ROOT": "s3://podium-artefacts/x"})
+    assert from_env.object_store.url == "s3://podium-artefacts/x"
+
+
+def test_a_sealed_local_bundle_uploads_as_is(bucket_store: ObjectStore, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    (bundle / "tensorboard").mkdir(parents=True)
+    (bundle / "tensorboard" / "events.out").write_bytes(b"\0" * 10)
+    (bundle / "summary.yaml").write_text("best: {}\n")
+    write_sha256sums(bundle)
+    commit_bundle(bucket_store, bundle, "models/t/v1-linear-20250630-3fa2c1de")
+    assert [item.key for item in bucket_store.list("models")] == [
+        "models/t/v1-linear-20250630-3fa2c1de/SHA256SUMS",
+        "models/t/v1-linear-20250630-3fa2c1de/summary.yaml",
+        "models/t/v1-linear-20250630-3fa2c1de/tensorboard/events.out"]
+    assert bucket_store.list("staging") == []
