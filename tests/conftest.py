@@ -20,6 +20,9 @@ from registry.testing import register_stand_in, stand_in_version
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+# CLIs run as subprocesses print Rich tables and messages that tests read: wide enough not to
+# wrap, whatever terminal (or none) the suite runs in.
+os.environ.setdefault("COLUMNS", "200")
 
 POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL")
 REPO = Path(__file__).resolve().parent.parent
