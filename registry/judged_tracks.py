@@ -36,6 +36,14 @@ def evidence_key(session: Session, track: str, *settings: Any) -> tuple | None:
     return None if row is None else (str(row[0]), row[1], settings)
 
 
+def stored_if_fresh(session: Session, *, track: str, kind: str, key: tuple) -> Any | None:
+    """The stored ``kind`` result for ``track`` if computed from ``key``; else ``None`` (never
+    computes: for callers that must not block, such as the event loop)."""
+    with _lock:
+        entry = _stored.get((str(session.get_bind().url), track, kind))
+    return entry[1] if entry is not None and entry[0] == key else None
+
+
 def stored(session: Session, *, track: str, kind: str, key: tuple,
            compute: Callable[[], T]) -> T:
     """The stored ``kind`` result for ``track`` if computed from ``key``; else compute it."""

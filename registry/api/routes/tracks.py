@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -42,6 +43,7 @@ from registry.api.schemas import (
 )
 from registry.api.transitions import transition_body
 from registry.auth import require_scope
+from registry.config import PodiumConfig
 from registry.db import is_sqlite, read_session, translate_db_errors, write_session
 from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN, canonical_json, validate_slug
@@ -85,15 +87,45 @@ async def champion(request: Request, track: ChampionTrack, token: BearerToken,
     return Response(body, media_type="application/json", headers=headers)
 
 
+async def leaderboard(request: Request, track: ChampionTrack, token: BearerToken) -> Response:
+    # Readers of a stored leaderboard are answered on the event loop, as the champion is: the
+    # body was serialised and compressed once per change of the track's evidence. Computing it
+    # after a change, and any PostgreSQL round trip, happen in the thread pool.
+    engine, config = request.app.state.engine, request.app.state.config
+    principal = cached_principal(request, token) or await run_in_threadpool(
+        identify_caller, request, token)
+    require_scope(principal, "read")
+    validate_slug(track, what="track")
+    body = leaderboard_body(engine, config, track, compute=False) if is_sqlite(engine) else None
+    if body is None:
+        body = await run_in_threadpool(leaderboard_body, engine, config, track)
+    return encoded_response(request, body, media_type="application/json",
+                            headers={"Cache-Control": "no-cache"})
+
+
+def leaderboard_body(engine: Engine, config: PodiumConfig, track: str, *,
+                     compute: bool = True) -> EncodedBody | None:
+    """The stored leaderboard, serialised (``compute=False``: ``None`` unless still current)."""
+    from registry.evidence import read_leaderboard, stored_view  # pandas, scipy: on first use
+
+    with read_session(engine) as session:
+        return stored_view(session, track=track, config=config, kind="leaderboard-body",
+                           render=(lambda: EncodedBody.of(orjson.dumps(read_leaderboard(
+                               session, track=track, config=config)))) if compute else None)
+
+
 class HotPathRoute(APIRoute):
-    """``champion``'s route: OpenAPI documents its parameters as declared, but they are read
-    here directly, since FastAPI's general dependency solver costs more than the lookup."""
+    """The readers' hot routes: OpenAPI documents their parameters as declared, but they are
+    read here directly, since FastAPI's general dependency solver costs more than the lookup."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+        conditional = "if_none_match" in inspect.signature(endpoint).parameters
+
         async def handler(request: Request) -> Response:
-            return await champion(request, track=request.path_params["track"],
-                                  token=bearer_token(request),
-                                  if_none_match=request.headers.get("if-none-match"))
+            extra = {"if_none_match": request.headers.get("if-none-match")} if conditional else {}
+            return await endpoint(request, track=request.path_params["track"],
+                                  token=bearer_token(request), **extra)
 
         return handler
 
@@ -101,6 +133,12 @@ class HotPathRoute(APIRoute):
 router.add_api_route(
     "/{track:path}/champion", champion, methods=["GET"], route_class_override=HotPathRoute,
     response_model=ChampionPublic, summary="The track's champion: what consumers load",
+    responses={304: {"description": "unchanged since the ETag sent in If-None-Match"},
+               **problem_responses(401, 404, 422, 503)})
+router.add_api_route(
+    "/{track:path}/leaderboard", leaderboard, methods=["GET"], route_class_override=HotPathRoute,
+    response_model=Leaderboard,
+    summary="Champion and challengers with net metrics, curves and the gate's verdicts",
     responses={304: {"description": "unchanged since the ETag sent in If-None-Match"},
                **problem_responses(401, 404, 422, 503)})
 
@@ -175,21 +213,6 @@ def audit(track: TrackPath, session: SessionDep, _: ReaderDep, request: Request,
                 if more else None)
     return AuditPage.model_validate({"items": rows[:limit], "limit": limit, "offset": offset,
                                      "next": next_url})
-
-
-@router.get("/{track:path}/leaderboard", response_model=Leaderboard,
-            responses=problem_responses(401, 404, 422, 503),
-            summary="Champion and challengers with net metrics, curves and the gate's verdicts")
-def leaderboard(track: TrackPath, session: SessionDep, _: ReaderDep, config: ConfigDep,
-                request: Request) -> Response:
-    from registry.evidence import read_leaderboard, stored_view  # pandas, scipy: on first use
-
-    # Serialised and compressed once per change of the track's evidence, then served as is.
-    body = stored_view(session, track=track, config=config, kind="leaderboard-body",
-                       render=lambda: EncodedBody.of(orjson.dumps(
-                           read_leaderboard(session, track=track, config=config))))
-    return encoded_response(request, body, media_type="application/json",
-                            headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/{track:path}/rollback", response_model=TransitionResponse,
