@@ -1,8 +1,8 @@
 # `make demo` and `make test` do all set-up on a fresh machine: they create .venv and install the
 # pinned dependencies (requirements.lock) and Podium itself first. `make demo` then runs the
 # whole flow end to end on SQLite (`registry demo`, see README.md) and serves until Ctrl-C;
-# `make test` lints and runs the suite on every core (pytest-xdist, one test file per worker at a
-# time, so module fixtures are built once).
+# `make test` lints and runs the suite on every core (pytest-xdist; a module whose fixture is
+# costly stays on one worker, its xdist_group) and names the slowest tests.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	WANDB_MODE=disabled $(BIN)/pytest -n auto --dist loadfile
+	WANDB_MODE=disabled $(BIN)/pytest -n auto --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -32,7 +32,8 @@ from registry.models import ShadowScore
 from tests.conftest import REPO
 from tests.e2e.conftest import BIN
 
-pytestmark = pytest.mark.slow
+# one worker runs this module: its module fixture is built once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 SPECS = {"linear-5d", "resmom", "fast-1d"}  # tiny.yaml's active specs
 URL_LINE = re.compile(r"serving the real API at (http://127\.0\.0\.1:\d+)/api/v1")

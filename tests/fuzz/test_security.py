@@ -37,6 +37,9 @@ from registry.db import make_engine, read_session
 from registry.models import ModelVersion
 from tests.fuzz.conftest import API, TRACK, Deployment, deploy
 
+# one worker runs this module: its module fixture is built once
+pytestmark = pytest.mark.xdist_group("security-server")
+
 SECRET = "hunter2-s3cret"
 # Page routes that set or clear the sign-in cookie: no state on the server changes.
 COOKIE_ROUTES = {("POST", "/sign-in"), ("POST", "/sign-out")}

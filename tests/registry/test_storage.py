@@ -40,6 +40,9 @@ from shadow.predictions import PredictionStore
 from tests.conftest import S3_TEST_OPTIONS
 from trainer.checksums import write_sha256sums
 
+# one worker runs this module: its module fixture is built once
+pytestmark = pytest.mark.xdist_group("s3-storage")
+
 
 def _promote(engine: Engine, artefacts, version_id: str) -> None:
     with write_session(engine) as session:

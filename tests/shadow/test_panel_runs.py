@@ -149,6 +149,7 @@ def test_feed_is_for_the_synthetic_market_only(panel_env) -> None:
     assert len(landed_days(config)) == PANEL_LANDED  # nothing was written into the panel
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # no database read
 def test_same_data_same_version_id_different_data_different(panel_env, tmp_path) -> None:
     """The version id follows the training window's content: a copy of the panel elsewhere
     gives the same id, a changed day inside the window another one."""

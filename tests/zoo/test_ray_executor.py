@@ -35,7 +35,8 @@ ray = pytest.importorskip("ray")
 from tests.zoo.ray_cluster import LocalCluster  # noqa: E402
 from zoo.ray_executor import CANCELLED, check_resources, connect, run_specs_on_ray  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# one worker runs this module: its module fixture is built once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-cluster")]
 
 # Stands in for the trainer per spec: fails, hangs (to be killed, or to pass its deadline), or
 # hands over to the real trainer.

@@ -59,6 +59,7 @@ def test_all_active_registers_one_challenger_each_then_nothing_new(tiny) -> None
                                  "bundle_path", "log_path", "metrics"}
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # about training
 def test_a_sixty_day_spec_really_trains_on_sixty_day_targets(tiny) -> None:
     """The reference PR's documented limitation, closed: no derived value keeps a stale horizon."""
     config, engine = tiny
@@ -99,6 +100,7 @@ MISBEHAVING = {
 
 
 @pytest.mark.parametrize("behaviour", sorted(MISBEHAVING))
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # nothing reaches the database
 def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour):
     config, engine = tiny
     faulty = config
