@@ -1,6 +1,10 @@
 """A real local Ray cluster, started with Ray's own tooling: a head and worker nodes on this
 machine, each with its own CPUs, in a temporary directory, stopped (and its processes killed by
-id) when done. The tests and ``bench/zoo_parallel.py`` train on it."""
+id) when done. The tests and ``bench/zoo_parallel.py`` train on it.
+
+Every node listens on loopback only. Ray swaps 127.0.0.1 (and ``localhost``) for the machine's
+routable address (``ray._private.services.resolve_ip_for_localhost``), so the nodes take
+127.0.0.2, which is loopback too and which Ray leaves as given."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pathlib import Path
 RAY = Path(sys.executable).parent / "ray"
 ADDRESS = re.compile(r"--address='([^']+)'")
 OBJECT_STORE_BYTES = 80 * 2**20
+LOOPBACK = "127.0.0.2"
 
 
 class LocalCluster:
@@ -31,13 +36,15 @@ class LocalCluster:
         self.address = ""
         try:
             head = self._start("--head", "--port=0", "--include-dashboard=false",
+                               f"--node-ip-address={LOOPBACK}",
                                f"--temp-dir={self.temp_dir}", f"--num-cpus={cpus_per_node}")
             match = ADDRESS.search(head)
             if match is None:
                 raise RuntimeError(f"ray start --head printed no address:\n{head}")
             self.address = match.group(1)
             for _ in range(nodes - 1):
-                self._start(f"--address={self.address}", f"--num-cpus={cpus_per_node}")
+                self._start(f"--address={self.address}", f"--node-ip-address={LOOPBACK}",
+                            f"--num-cpus={cpus_per_node}")
         except BaseException:
             self.stop()
             raise
