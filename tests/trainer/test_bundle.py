@@ -14,6 +14,7 @@ import pytest
 import yaml
 from flax import nnx
 
+from tests.trainer.conftest import reseal_in_earlier_layout
 from trainer import TRAINER_CODE_VERSION, load_model
 from trainer.checksums import (
     IntegrityError,
@@ -71,6 +72,22 @@ def test_bundle_holds_exactly_the_designed_files(bundles: dict, model: str) -> N
     assert summary["best"]["val_loss"] == pytest.approx(result["val_loss"])
     assert summary["early_stopping_step"] == result["best_step"]
     assert summary["training_duration_seconds"] >= 0
+
+
+def test_a_bundle_sealed_in_the_earlier_layout_still_verifies_and_loads(
+    bundles: dict, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "earlier"
+    shutil.copytree(bundles["mlp"][0], bundle)
+    reseal_in_earlier_layout(bundle)
+    assert (bundle / "checkpoint" / "manifest.ocdbt").is_file()
+    assert (bundle / "checkpoint" / "_CHECKPOINT_METADATA").is_file()
+    verify_sha256sums(bundle)
+    earlier = load_model(bundle, expected_digest=sums_digest(bundle))
+    current = load_model(bundles["mlp"][0])
+    for old, new in zip(jax.tree.leaves(nnx.state(earlier.model, nnx.Param)),
+                        jax.tree.leaves(nnx.state(current.model, nnx.Param)), strict=True):
+        np.testing.assert_array_equal(np.asarray(old), np.asarray(new))
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
