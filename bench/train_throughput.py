@@ -155,7 +155,7 @@ def trainer_seconds(config: TrainConfig, data, epochs: int, workdir: Path) -> fl
     """Wall seconds of one ``fit`` of ``epochs`` epochs (early stopping off), end to end."""
     config = config.model_copy(update={"epochs": epochs, "early_stopping_patience": 10_000})
     started = time.perf_counter()
-    metrics = MetricsLog(workdir / f"tb-{time.perf_counter_ns()}")
+    metrics = MetricsLog(workdir / f"tb-{time.perf_counter_ns()}", stamp=data.train_cutoff)
     fitted = fit(config, data, metrics, deadline=time.monotonic() + 3600)
     metrics.close()  # flushing the TensorBoard events is part of the run
     elapsed = time.perf_counter() - started

@@ -6,14 +6,20 @@ Layout (docs/architecture.md, "The artefact bundle")::
     metadata.json    config, dataset, seeds, code, environment, architecture, window, metrics
     metrics.jsonl    rows {step, split, metric, value}
     metrics.csv      the same rows
-    summary.yaml     best metrics, early-stopping step, training duration
+    summary.yaml     best metrics, early-stopping step, epochs and steps
     tensorboard/     event files
     SHA256SUMS       every file above (written last)
+
+Reproducible: the same config and data, trained by the same code in the same environment, give
+the same bytes in every file and so the same digest, here or on a cluster's worker. So nothing
+sealed says when or where the bundle was made, or how long it took: no clock (the registry
+records when a version was registered; the trainer's result line, kept in the registry, how
+long it trained), no host, no path (the datasets root and the dataset's place differ from one
+machine or artefacts root to another; the data itself is pinned by its fingerprint).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 from pathlib import Path
@@ -30,7 +36,7 @@ from trainer.window import TARGET_SCALE, TrainingData
 if TYPE_CHECKING:  # pragma: no cover
     from trainer.train import FitResult
 
-METADATA_SCHEMA_VERSION = 1
+METADATA_SCHEMA_VERSION = 2  # 2: no created_at, training_seconds or paths
 
 
 class BundleError(RuntimeError):
@@ -72,10 +78,9 @@ def write_descriptors(
     dataset: dict,
     fitted: FitResult,
     architecture: dict,
-    wall_seconds: float,
 ) -> None:
     """``metadata.json`` and ``summary.yaml``; ``dataset`` describes the data source (kind,
-    name, fingerprint, path, and for a panel its format, rows, assets, days and digest)."""
+    name, fingerprint, and for a panel its format, rows, assets, days and digest)."""
     train = config.train
     metrics_summary = {
         **fitted.best,
@@ -87,8 +92,7 @@ def write_descriptors(
     }
     metadata = {
         "schema_version": METADATA_SCHEMA_VERSION,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "resolved_config": config.model_dump(mode="json"),
+        "resolved_config": config.model_dump(mode="json", exclude={"run": {"datasets_root"}}),
         "train_config": train.model_dump(mode="json"),
         "spec_name": config.run.spec_name,
         "overrides": config.run.overrides,
@@ -106,7 +110,6 @@ def write_descriptors(
         },
         "training_window": data.window(),
         "metrics": metrics_summary,
-        "training_seconds": round(fitted.train_seconds, 3),
     }
     (staging / "metadata.json").write_text(
         jsonsafe.dumps(metadata, indent=True, sort_keys=True) + "\n", encoding="utf-8"
@@ -118,8 +121,6 @@ def write_descriptors(
         "epochs_completed": fitted.epochs_completed,
         "steps_completed": fitted.steps_completed,
         "stopped_early": fitted.stopped_early,
-        "training_duration_seconds": round(fitted.train_seconds, 3),
-        "wall_time_seconds": round(wall_seconds, 3),
         "train_cutoff": data.train_cutoff.isoformat(),
     }
     (staging / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))

@@ -1,5 +1,12 @@
 """Orbax checkpoints of ``{"model", "optimizer", "step"}``: saved whole, restored by shape.
 
+Saved so that the same state gives the same bytes (a bundle's digest covers every file): one
+directory per leaf, named by its path in the tree, without OCDBT (whose data files have random
+names) and through the pytree handler alone, not a ``Checkpointer``, which would add a
+``_CHECKPOINT_METADATA`` stamped with the time and a ``commit_success.txt`` naming the
+directory it was written in. What the ``Checkpointer`` adds is atomicity, which the bundle
+already has: it is built in a staging directory and renamed into place once sealed.
+
 Restoring builds an abstract model with ``nnx.eval_shape`` (no weights allocated, nothing
 unpickled) and lets Orbax fill that target. Serving needs the model alone, so only the ``model``
 subtree is restored (a partial restore: the optimizer's moments are never read).
@@ -14,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import nnx
 
 from trainer.config import TrainConfig
@@ -38,20 +46,28 @@ def make_optimizer(model: nnx.Module, config: TrainConfig) -> nnx.Optimizer:
 
 
 def save_checkpoint(path: Path, model: nnx.Module, optimizer: nnx.Optimizer, step: int) -> None:
-    """Write the checkpoint and wait until every byte is on disk."""
-    checkpointer = ocp.StandardCheckpointer()
+    """Write the checkpoint into the new directory ``path``; returns once every byte is written.
+
+    No ``finalize``: it merges per-process OCDBT files, of which there are none."""
+    directory = epath.Path(Path(path).absolute())
+    directory.mkdir(parents=True, exist_ok=False)
     payload = {
         "model": nnx.state(model),
         "optimizer": nnx.state(optimizer),
         "step": jnp.asarray(step, jnp.int32),
     }
-    checkpointer.save(Path(path).absolute(), payload)
-    checkpointer.wait_until_finished()
-    checkpointer.close()
+    handler = ocp.PyTreeCheckpointHandler(use_ocdbt=False)
+    try:
+        handler.save(directory, args=ocp.args.PyTreeSave(payload))
+    finally:
+        handler.close()
 
 
 def restore_model(path: Path, config: TrainConfig, n_features: int) -> Scorer:
-    """Restore the model's weights alone into an abstract model of the config's architecture."""
+    """Restore the model's weights alone into an abstract model of the config's architecture.
+
+    Reads either layout: per-leaf directories, or the OCDBT checkpoints (with their
+    ``_CHECKPOINT_METADATA``) of bundles sealed before saving became reproducible."""
     abstract_model = nnx.eval_shape(lambda: build_model(config, n_features))
     model_def, abstract_state = nnx.split(abstract_model)
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])

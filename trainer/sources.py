@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from trainer.config import MarketConfig, TrainConfig
-from trainer.dataset import dataset_dir, dataset_fingerprint, open_feed, read_metadata
+from trainer.dataset import dataset_fingerprint, open_feed, read_metadata
 from trainer.features import WARMUP_DAYS
 from trainer.panel import Panel, PanelConfig, PanelError, read_panel
 from trainer.panel import landed_days as panel_landed_days
@@ -82,9 +82,10 @@ class SyntheticSource:
         return dataset_fingerprint(self.market)
 
     def describe(self, cutoff: dt.date, train: TrainConfig) -> dict:
+        """What the bundle's metadata says of the data: what it is, never where it lies (a
+        sealed bundle is the same wherever its data was read from)."""
         return {"kind": "synthetic", "name": self.market.name,
-                "fingerprint": dataset_fingerprint(self.market),
-                "path": str(dataset_dir(self.datasets_root, self.market))}
+                "fingerprint": dataset_fingerprint(self.market)}
 
 
 class PanelSource:
@@ -154,8 +155,7 @@ class PanelSource:
         days = self._window_digests(cutoff, train)
         panel = self.panel()
         rows = int(window.returns.notna().to_numpy().sum())
-        return {**self.config.description(), "path": str(Path(self.config.path).resolve()),
-                "rows": rows, "assets": int(window.returns.shape[1]),
+        return {**self.config.description(), "rows": rows, "assets": int(window.returns.shape[1]),
                 "first_day": days[0][0], "last_day": days[-1][0],
                 "extra_features": list(train.extra_features),
                 "extra_columns": sorted(panel.extras),

@@ -5,10 +5,13 @@ TensorBoard (inside the bundle) and to W&B (outside it: W&B's run files must not
 bundle's checksums), and written to ``metrics.jsonl`` / ``metrics.csv`` when the bundle is
 sealed.
 
-TensorBoard events go through tensorboardX's synchronous ``EventsWriter`` in batches, at most
-every ``TENSORBOARD_WRITE_SECONDS`` and at close, each stamped with the time it was logged: the
-file ``SummaryWriter`` would write, without its per-event multiprocessing queue (it pickles
-every event through a pipe to a writer thread, which cost a tenth of a short epoch).
+TensorBoard events go through tensorboardX's synchronous ``RecordWriter`` in batches, at most
+every ``TENSORBOARD_WRITE_SECONDS`` and at close: the file ``SummaryWriter`` would write,
+without its per-event multiprocessing queue (it pickles every event through a pipe to a writer
+thread, which cost a tenth of a short epoch). The file is part of a reproducible bundle, so
+its name and every event's wall time carry the ``stamp`` given (the training cutoff) where
+``SummaryWriter`` would write the clock and the host; TensorBoard plots the points by step. How
+long training took is in the trainer's result line, and so in the registry.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
+from tensorboardX.record_writer import RecordWriter
 
 from trainer import jsonsafe
 from trainer.config import ResolvedConfig
@@ -61,12 +64,20 @@ def wandb_mode(config: ResolvedConfig) -> str:
 
 
 class MetricsLog:
-    """Collects metric rows and mirrors them to TensorBoard and (optionally) W&B."""
+    """Collects metric rows and mirrors them to TensorBoard and (optionally) W&B; ``stamp`` is
+    the day (midnight UTC) every TensorBoard event carries, so the same run writes the same
+    file whenever and wherever it runs."""
 
-    def __init__(self, tensorboard_dir: Path, wandb_run: Any | None = None) -> None:
+    def __init__(self, tensorboard_dir: Path, wandb_run: Any | None = None, *,
+                 stamp: dt.date) -> None:
         self.rows: list[dict[str, Any]] = []
         Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
-        self._events = EventsWriter(os.path.join(tensorboard_dir, "events"))
+        self._wall_time = float(dt.datetime.combine(stamp, dt.time(), dt.UTC).timestamp())
+        self._events = RecordWriter(os.path.join(
+            tensorboard_dir, f"events.out.tfevents.{int(self._wall_time)}.podium"))
+        # the first event of an event file names its version
+        self._events.write(Event(wall_time=self._wall_time,
+                                 file_version="brain.Event:2").SerializeToString())
         self._pending: list[Event] = []  # not yet in the file
         self._written = time.monotonic()
         self._wandb_run = wandb_run
@@ -78,7 +89,7 @@ class MetricsLog:
         # one event per call: its values share a step and a time (SummaryWriter writes one each)
         summary = Summary(value=[Summary.Value(tag=f"{split}/{row['metric']}",
                                                simple_value=row["value"]) for row in rows])
-        self._pending.append(Event(summary=summary, step=int(step), wall_time=time.time()))
+        self._pending.append(Event(summary=summary, step=int(step), wall_time=self._wall_time))
         if time.monotonic() - self._written >= TENSORBOARD_WRITE_SECONDS:
             self._write_events()
         if self._wandb_run is not None:
@@ -98,7 +109,7 @@ class MetricsLog:
 
     def _write_events(self) -> None:
         for event in self._pending:
-            self._events.write_event(event)
+            self._events.write(event.SerializeToString())
         self._pending.clear()
         self._events.flush()
         self._written = time.monotonic()

@@ -301,7 +301,7 @@ def train_and_evaluate(
             data.x_val.shape[0],
         )
         wandb_run = start_wandb_run(config, extra_config={"window": data.window()})
-        metrics = MetricsLog(staging / "tensorboard", wandb_run)
+        metrics = MetricsLog(staging / "tensorboard", wandb_run, stamp=data.train_cutoff)
         try:
             fitted = fit(train, data, metrics, deadline=deadline)
         finally:
@@ -319,6 +319,7 @@ def train_and_evaluate(
             "model_params": count_params(fitted.model),
             "train_cutoff": data.train_cutoff.isoformat(),
             "dataset_fingerprint": dataset["fingerprint"],
+            "training_seconds": round(fitted.train_seconds, 3),
             "bundle": str(out.absolute()),
         }
         write_descriptors(
@@ -328,7 +329,6 @@ def train_and_evaluate(
             dataset=dataset,
             fitted=fitted,
             architecture=architecture_summary(fitted.model, train, data.feature_names),
-            wall_seconds=time.monotonic() - started,
         )
         seal_bundle(staging, out)
     except BaseException:

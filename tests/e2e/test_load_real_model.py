@@ -14,6 +14,7 @@ from registry.client import Client, load_champion
 from registry.db import write_session
 from registry.ids import build_version_id
 from tests.api.conftest import TRACK
+from tests.trainer.conftest import reseal_in_earlier_layout
 
 pytestmark = pytest.mark.slow
 TINY_MARKET = {"name": "tiny", "n_assets": 30, "n_days": 300, "initial_days": 280}
@@ -21,7 +22,8 @@ TINY_TRAIN = {"train_days": 150, "validation_days": 20, "epochs": 2, "batch_size
               "learning_rate": 0.01, "model": "linear"}
 
 
-def _train_and_register(engine, artefacts_root: Path, label: str, seed: int) -> str:
+def _train_and_register(engine, artefacts_root: Path, label: str, seed: int, *,
+                        earlier_layout: bool = False) -> str:
     from trainer.config import MarketConfig, ResolvedConfig, RunSettings, TrainConfig
     from trainer.train import train_and_evaluate
 
@@ -31,7 +33,10 @@ def _train_and_register(engine, artefacts_root: Path, label: str, seed: int) -> 
         train=TrainConfig.model_validate({**TINY_TRAIN, "seed": seed, "label": label,
                                           "market": MarketConfig(**TINY_MARKET).model_dump()}),
         run=RunSettings(datasets_root=str(artefacts_root / "datasets")))
-    train_and_evaluate(config, artefacts_root / "models" / TRACK / version_id)
+    bundle = artefacts_root / "models" / TRACK / version_id
+    train_and_evaluate(config, bundle)
+    if earlier_layout:
+        reseal_in_earlier_layout(bundle)
     with write_session(engine) as session:
         store.register_version(session, track=TRACK, version_id=version_id,
                                fingerprint=fingerprint, artefacts_root=artefacts_root,
@@ -86,3 +91,24 @@ def test_score_days_scores_a_returns_frame_through_the_current_champion(
         expected = direct.score_days(returns, days)
         np.testing.assert_allclose(scored.to_numpy(), expected.to_numpy(), rtol=1e-6)
     assert not np.allclose(before.to_numpy(), after.to_numpy())
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_champion_registered_in_the_earlier_bundle_layout_still_loads(
+        server, tokens, engine, artefacts_root) -> None:
+    """Bundles are immutable: one sealed with an OCDBT checkpoint (before bundles were
+    reproducible) verifies against its registered digest and serves as it did."""
+    from trainer.serving import load_model
+
+    earlier = _train_and_register(engine, artefacts_root, "tiny-a", seed=1, earlier_layout=True)
+    bundle = artefacts_root / "models" / TRACK / earlier
+    assert (bundle / "checkpoint" / "manifest.ocdbt").is_file()
+    with Client(server.url, tokens["admin"]) as admin:
+        admin.promote(earlier, "bootstrap", force=True)
+    with load_champion(TRACK, url=server.url, token=tokens["read"],
+                       artefacts_root=artefacts_root, refresh_seconds=0) as champion:
+        assert champion.version_id == earlier
+        width = len(champion.predictor.feature_names)
+        features = np.random.default_rng(0).normal(size=(30, width)).astype(np.float32)
+        np.testing.assert_array_equal(champion.predict(features),
+                                      load_model(bundle).predict(features))

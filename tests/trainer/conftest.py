@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from trainer.checksums import SUMS_NAME, write_sha256sums
 from trainer.config import MarketConfig, ResolvedConfig, RunSettings, TrainConfig
 
 TINY_MARKET = {"name": "tiny", "n_assets": 40, "n_days": 400, "initial_days": 360}
@@ -64,3 +66,28 @@ def bundles(
         result = train_and_evaluate(config, root / model)
         built[model] = (root / model, result, config)
     return built
+
+
+def reseal_in_earlier_layout(bundle: Path) -> None:
+    """Rewrite a bundle's checkpoint as the trainer saved it before its bundles were
+    reproducible (Orbax's ``StandardCheckpointer``: OCDBT data files with random names, a
+    ``_CHECKPOINT_METADATA`` with timestamps, ``commit_success.txt``), and seal it again: a
+    bundle registered then, which readers must still verify and load."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    checkpoint = (bundle / "checkpoint").absolute()
+    reader = ocp.PyTreeCheckpointer()
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                            reader.metadata(checkpoint).item_metadata.tree)
+    state = jax.tree.map(jax.numpy.asarray, reader.restore(
+        checkpoint, args=ocp.args.PyTreeRestore(restore_args=as_numpy)))
+    reader.close()
+    shutil.rmtree(checkpoint)
+    writer = ocp.StandardCheckpointer()
+    writer.save(checkpoint, state)
+    writer.wait_until_finished()
+    writer.close()
+    (bundle / SUMS_NAME).unlink()
+    write_sha256sums(bundle)

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from flax import nnx
 
+from tests.trainer.conftest import reseal_in_earlier_layout
 from trainer import TRAINER_CODE_VERSION, load_model
 from trainer.checksums import (
     IntegrityError,
@@ -22,8 +24,9 @@ from trainer.checksums import (
     verified_digest,
     verify_sha256sums,
 )
+from trainer.config import ResolvedConfig
 from trainer.dataset import open_feed
-from trainer.train import fit
+from trainer.train import fit, train_and_evaluate
 from trainer.window import build_training_data
 
 EXPECTED_TOP_LEVEL = {
@@ -48,7 +51,11 @@ def test_bundle_holds_exactly_the_designed_files(bundles: dict, model: str) -> N
     verify_sha256sums(bundle)
 
     metadata = json.loads((bundle / "metadata.json").read_text())
-    assert metadata["resolved_config"] == config.model_dump(mode="json")
+    # where it ran (the datasets root) is not what it is: a reproducible bundle leaves it out
+    assert metadata["resolved_config"] == config.model_dump(
+        mode="json", exclude={"run": {"datasets_root"}})
+    assert not {"created_at", "training_seconds"} & set(metadata)
+    assert "path" not in metadata["dataset"]
     assert metadata["spec_name"] == "tiny-test"
     assert metadata["dataset"]["fingerprint"] == result["dataset_fingerprint"]
     assert metadata["seeds"] == {"train": 0, "market": config.train.market.seed}
@@ -70,7 +77,42 @@ def test_bundle_holds_exactly_the_designed_files(bundles: dict, model: str) -> N
     summary = yaml.safe_load((bundle / "summary.yaml").read_text())
     assert summary["best"]["val_loss"] == pytest.approx(result["val_loss"])
     assert summary["early_stopping_step"] == result["best_step"]
-    assert summary["training_duration_seconds"] >= 0
+    assert summary["steps_completed"] == result["steps_completed"]
+    assert result["training_seconds"] >= 0  # timings are in the result line, not the bundle
+
+
+def test_the_same_run_seals_the_same_bytes_and_another_seed_does_not(
+    bundles: dict, make_config: Callable[..., ResolvedConfig], tmp_path: Path
+) -> None:
+    bundle, _, config = bundles["mlp"]
+    again = tmp_path / "again"
+    elsewhere = config.run.model_copy(update={"datasets_root": str(tmp_path / "datasets")})
+    train_and_evaluate(config.model_copy(update={"run": elsewhere}), again)  # data made anew
+    # every file the same, so SHA256SUMS, and the digest the registry keeps, are the same
+    assert (again / "SHA256SUMS").read_text() == (bundle / "SHA256SUMS").read_text()
+    assert sums_digest(again) == sums_digest(bundle)
+    reseeded = tmp_path / "reseeded"
+    train_and_evaluate(make_config(model="mlp", label="tiny-mlp", seed=1), reseeded)
+    assert sums_digest(reseeded) != sums_digest(bundle)
+    differing = {rel for rel, digest in read_sha256sums(reseeded).items()
+                 if read_sha256sums(bundle).get(rel) != digest}
+    assert "checkpoint/model.head.kernel.value/0.0" in differing  # other weights
+
+
+def test_a_bundle_sealed_in_the_earlier_layout_still_verifies_and_loads(
+    bundles: dict, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "earlier"
+    shutil.copytree(bundles["mlp"][0], bundle)
+    reseal_in_earlier_layout(bundle)
+    assert (bundle / "checkpoint" / "manifest.ocdbt").is_file()
+    assert (bundle / "checkpoint" / "_CHECKPOINT_METADATA").is_file()
+    verify_sha256sums(bundle)
+    earlier = load_model(bundle, expected_digest=sums_digest(bundle))
+    current = load_model(bundles["mlp"][0])
+    for old, new in zip(jax.tree.leaves(nnx.state(earlier.model, nnx.Param)),
+                        jax.tree.leaves(nnx.state(current.model, nnx.Param)), strict=True):
+        np.testing.assert_array_equal(np.asarray(old), np.asarray(new))
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])

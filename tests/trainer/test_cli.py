@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.checksums import verify_sha256sums
+from trainer.checksums import sums_digest, verify_sha256sums
 from trainer.config import ResolvedConfig
+from trainer.train import train_and_evaluate
 
 
 def _run(config_file: Path, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -51,6 +52,9 @@ def test_success_prints_one_json_line_and_writes_offline_wandb_files_outside(
         assert key in result
     assert result["steps_completed"] > 0 and result["model_params"] > 0
     verify_sha256sums(tmp_path / "bundle")
+    # another process, another directory, W&B on: the same bundle as one trained here
+    train_and_evaluate(make_config(model="mlp"), tmp_path / "here")
+    assert sums_digest(tmp_path / "here") == sums_digest(tmp_path / "bundle")
     runs = list(wandb_dir.rglob("offline-run-*"))
     assert runs, "W&B offline run files were not written"
     assert not list((tmp_path / "bundle").rglob("*wandb*"))
