@@ -4,12 +4,13 @@ Judging a track (every challenger through the gate, the leaderboard and its curv
 settled day of every version and costs a fraction of a second of CPU on a track with dozens of
 versions. Its inputs change only when a shadow run settles days, or a registration, promotion,
 rollback or retirement changes a version. The database itself marks each such change: triggers
-replace the track's ``evidence_tag`` in the same transaction (migration 0007), whichever process
-writes. Each judgement (and each answer serialised from it) is stored with the key it was
-computed from: the tag, the track's creation time and the settings it depends on. A reader
-reads the key (one primary-key lookup) and gets the stored result while the key holds; the
-first reader after a change recomputes it, once: readers arriving meanwhile wait for its result
-rather than computing it again beside it. Results are shared: callers must not change them.
+replace the track's ``evidence_tag`` in the same transaction (migrations 0007 and 0008: once
+per statement on PostgreSQL, per row on SQLite), whichever process writes. Each judgement (and
+each answer serialised from it) is stored with the key it was computed from: the tag, the
+track's creation time and the settings it depends on. A reader reads the key (one primary-key
+lookup) and gets the stored result while the key holds; the first reader after a change
+recomputes it, once: readers arriving meanwhile wait for its result rather than computing it
+again beside it. Results are shared: callers must not change them.
 """
 
 from __future__ import annotations

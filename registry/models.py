@@ -37,7 +37,7 @@ class Track(SQLModel, table=True):
     name: str = Field(primary_key=True, sa_type=sa.String(48))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     # replaced by database triggers whenever the track's versions or settled days change
-    # (migration 0007): what the stored leaderboard and page are keyed by
+    # (migrations 0007 and 0008): what the stored leaderboard and page are keyed by
     evidence_tag: int = Field(default=0, sa_type=sa.BigInteger(),
                               sa_column_kwargs={"server_default": "0"})
 

@@ -1,11 +1,14 @@
-"""Settled score rows into ``shadow_score``: one executemany of plain driver parameters.
+"""Settled score rows into ``shadow_score``: one statement of plain driver parameters.
 
 A backfill inserts thousands of rows on a thread beside the runner's NumPy work. SQLAlchemy's
 executemany builds and processes a parameter dict per row in Python, holding the GIL long
 enough to slow the runner's main thread by a fifth; here the statement is compiled once per
 dialect by SQLAlchemy, and the dialect's own bind processors convert each column once, so the
-driver gets what SQLAlchemy would have sent it. A (version, day) that already has a score is
-left alone: it is scored once, ever.
+driver gets what SQLAlchemy would have sent it. On PostgreSQL the rows go as one array per
+column into a single ``INSERT ... SELECT FROM unnest(...)``: the database runs one statement
+rather than one per row, so its statement-level triggers replace the track's evidence tag once
+(migration 0008). SQLite, whose triggers fire per row anyway, gets one executemany. A
+(version, day) that already has a score is left alone: it is scored once, ever.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -49,11 +53,16 @@ class ScoreRows:
 def _statement(dialect: Dialect) -> tuple[str, tuple[str, ...] | None,
                                           list[Callable[[Any], Any] | None]]:
     """The insert's SQL for ``dialect``, its positional parameter order (None: named), and the
-    bind processor of each of :data:`COLUMNS`."""
-    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
-    statement = insert(ShadowScore).on_conflict_do_nothing(index_elements=["version_id", "day"])
-    compiled = statement.compile(dialect=dialect, column_keys=list(COLUMNS))
+    bind processor of each of :data:`COLUMNS` (of each element, on PostgreSQL)."""
     table = ShadowScore.__table__
+    if dialect.name == "postgresql":  # a parameter per column: an array of its values
+        arrays = [cast(bindparam(name), ARRAY(table.c[name].type)) for name in COLUMNS]
+        statement = pg_insert(ShadowScore).from_select(
+            list(COLUMNS), select(literal_column("*")).select_from(func.unnest(*arrays)))
+    else:
+        statement = sqlite_insert(ShadowScore)
+    compiled = statement.on_conflict_do_nothing(index_elements=["version_id", "day"]).compile(
+        dialect=dialect, column_keys=list(COLUMNS))
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                   for name in COLUMNS]
     order = tuple(compiled.positiontup) if compiled.positional else None
@@ -61,7 +70,8 @@ def _statement(dialect: Dialect) -> tuple[str, tuple[str, ...] | None,
 
 
 def insert_scores(connection: Connection, rows: ScoreRows) -> None:
-    """Insert ``rows`` in the connection's transaction (one executemany)."""
+    """Insert ``rows`` in the connection's transaction (one statement on PostgreSQL, one
+    executemany on SQLite)."""
     if not len(rows):
         return
     sql, order, processors = _statement(connection.dialect)
@@ -73,6 +83,10 @@ def insert_scores(connection: Connection, rows: ScoreRows) -> None:
         elif process is not None:
             column = [process(value) for value in column]
         values[name] = column
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(sql, tuple(values[name] for name in order) if order
+                                   else values)
+        return
     if order is not None:
         parameters: list = list(zip(*(values[name] for name in order), strict=True))
     else:
