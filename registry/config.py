@@ -329,6 +329,12 @@ class PodiumConfig(_Section):
     def models_root(self) -> Path:
         return self.artefacts_root / "models"
 
+    @property
+    def bundle_cache_root(self) -> Path:
+        """Verified local copies of bundles kept in a bucket, one directory per digest (the
+        shadow runner loads from them, the server sends them)."""
+        return self.artefacts_root / "cache" / "bundles"
+
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Apply the resolution order; raise ``ConfigError`` naming every place looked at."""

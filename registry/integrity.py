@@ -226,6 +226,16 @@ def fetch_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
     return cache_bundle(Path(cache_root), expected_digest, name=key, download=download)[0]
 
 
+def verified_local_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
+                          cache_root: Path) -> Path:
+    """A registered bundle on this machine, verified now, to send whole: the bundle itself on a
+    local store; from a bucket, :func:`fetch_bundle`'s copy under ``cache_root``."""
+    if isinstance(store, LocalStore):
+        verify_bundle(store.local_path(key), expected_digest=expected_digest,
+                      artefacts_root=store.root)
+    return fetch_bundle(store, key, expected_digest=expected_digest, cache_root=cache_root)
+
+
 def require_kept(version: ModelVersion) -> None:
     """Refuse a version whose bundle ``registry gc`` removed, saying so."""
     if removed := (version.details or {}).get("bundle_removed"):
