@@ -1,10 +1,10 @@
 """A consumer's copies of bundles, downloaded over the REST API: one directory per digest.
 
-A machine that has only the registry's URL and a token loads a champion from here: the
-manifest (``GET /versions/{id}/bundle``) names every file with its size and SHA-256, each file
-is streamed into a temporary sibling, the whole is checked against ``SHA256SUMS`` and the
-digest the registry holds, and renamed to ``<cache>/<digest>``. A bundle already there and
-intact costs no transfer; a damaged copy is downloaded again.
+A machine that has only the registry's URL and a token loads a champion from here: the whole
+bundle comes in one response (``GET /versions/{id}/bundle.tar``, whose ETag must be the digest
+expected), is unpacked into a temporary sibling, checked against ``SHA256SUMS`` and the digest
+the registry holds, and renamed to ``<cache>/<digest>``. A bundle already there and intact costs
+no transfer; a damaged copy is downloaded again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from registry.client import Client
 
 CACHE_ENV = "PODIUM_BUNDLE_CACHE"
-PARALLEL_DOWNLOADS = 8  # a bundle's files in flight at once
 
 
 def default_cache_dir() -> Path:
@@ -73,20 +71,6 @@ def cached_bundle(client: Client, *, version_id: str, digest: str, cache_dir: Pa
         raise errors.IntegrityFailure(f"{version_id}: {digest[:80]!r} is not a SHA-256 digest")
 
     def download(partial: Path) -> int:
-        manifest = client.bundle_manifest(version_id)
-        if manifest["digest"] != digest:
-            raise errors.IntegrityFailure(f"{version_id}: the registry now serves bundle "
-                                          f"{manifest['digest'][:12]}…, not {digest[:12]}…")
-        paths = []
-        for entry in manifest["files"]:
-            path = partial / entry["path"]
-            if not path.resolve().is_relative_to(partial.resolve()):
-                raise errors.IntegrityFailure(f"{version_id}: bundle file {entry['path']!r} "
-                                              "escapes the bundle")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            paths.append((entry["path"], path))
-        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool:
-            return sum(pool.map(lambda item: client.download_bundle_file(version_id, *item),
-                                paths))
+        return client.download_bundle(version_id, partial, digest=digest)
 
     return cache_bundle(cache_dir, digest, name=version_id, download=download)

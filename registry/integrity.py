@@ -2,19 +2,21 @@
 files (or, for an external version, its provenance) are what was registered.
 
 A bundle is the objects under ``models/<track>/<version_id>/`` and exists once its
-``SHA256SUMS`` does. On a local store it is renamed into place whole; in a bucket its files are
-uploaded under ``staging/<version_id>-<token>/``, copied under the bundle's key, and committed
-by writing ``SHA256SUMS`` last, so an interrupted upload leaves nothing a reader would take
-for a bundle. Verification reads every object and checks it against ``SHA256SUMS``, and
-``SHA256SUMS`` against the digest registered.
+``SHA256SUMS`` does. On a local store it is renamed into place whole; in a bucket each file is
+uploaded under the bundle's key and checked as it lands, and the bundle committed by writing
+``SHA256SUMS`` last, only where none is (a committed bundle is never written over). A failed
+upload removes what it wrote; one interrupted before that leaves objects without a
+``SHA256SUMS``, which no reader takes for a bundle, the next commit replaces and ``registry gc``
+removes. Verification checks every object against ``SHA256SUMS``, and ``SHA256SUMS`` against the
+digest registered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,13 @@ from registry.errors import IntegrityFailure
 from registry.ids import validate_slug, validate_version_id
 from registry.models import ModelVersion
 from registry.provenance import verify_provenance
-from registry.storage import ArtefactStore, LocalStore, StoredObject, open_store
+from registry.storage import (
+    ArtefactStore,
+    LocalStore,
+    StorageUnavailable,
+    StoredObject,
+    open_store,
+)
 from trainer.checksums import (
     SUMS_NAME,
     IntegrityError,
@@ -31,7 +39,7 @@ from trainer.checksums import (
     verified_digest,
 )
 
-STAGING_PREFIX = "staging"
+STAGING_PREFIX = "staging"  # where earlier releases uploaded bundles before copying them
 
 
 def bundle_key(*, track: str, version_id: str) -> str:
@@ -76,13 +84,13 @@ def verify_stored_bundle(store: ArtefactStore, key: str, *,
         raise IntegrityFailure(f"{sums}: not UTF-8 text ({exc.reason})") from None
     except IntegrityError as exc:
         raise IntegrityFailure(str(exc)) from None
-    present = {item.key[len(key) + 1:] for item in store.list(key)} - {SUMS_NAME}
+    objects = {item.key[len(key) + 1:]: item for item in store.list(key)}
+    present = set(objects) - {SUMS_NAME}
     if missing := sorted(set(listed) - present):
         raise IntegrityFailure(f"{key}: listed in {SUMS_NAME} but missing: {missing[0]}")
     if unlisted := sorted(present - set(listed)):
         raise IntegrityFailure(f"{key}: not listed in {SUMS_NAME}: {unlisted[0]}")
-    actuals = store.each(lambda rel: hashlib.sha256(store.get(f"{key}/{rel}")).hexdigest(),
-                         list(listed))
+    actuals = store.each(lambda rel: _stored_sha256(store, objects[rel]), list(listed))
     for (rel, expected), actual in zip(listed.items(), actuals, strict=True):
         if actual != expected:
             raise IntegrityFailure(f"{key}: checksum mismatch for {rel} "
@@ -94,23 +102,58 @@ def verify_stored_bundle(store: ArtefactStore, key: str, *,
     return digest
 
 
+def _stored_sha256(store: ArtefactStore, item: StoredObject) -> str:
+    """The SHA-256 of a listed object: known without reading it when this process wrote it,
+    the store proved receiving those bytes, and the listing shows it is still that object."""
+    return (store.written_sha256(item.key, stamp=item.stamp)
+            or hashlib.sha256(store.get(item.key)).hexdigest())
+
+
 def commit_bundle(store: ArtefactStore, local_dir: Path, key: str) -> None:
-    """Put a sealed local bundle at ``key``: renamed on a local store, uploaded (staging,
-    then the files, then SHA256SUMS last) to a bucket; the caller has verified ``local_dir``."""
+    """Put a sealed local bundle at ``key``: renamed on a local store; in a bucket, every file
+    listed in its ``SHA256SUMS`` uploaded and checked, then ``SHA256SUMS`` written last.
+
+    The caller has verified ``local_dir``; each file is checked again as it is read, and once
+    uploaded, against what the store says it received (its ETag, the MD5 of those bytes), or
+    read back where that proves nothing. A bundle already committed at ``key`` is refused
+    (``FileExistsError``), as the rename refuses on disk."""
     if isinstance(store, LocalStore):
         final = store.local_path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(local_dir, final)  # atomic on one filesystem; fails if final appeared meanwhile
         return
-    files = [rel for rel in (path.relative_to(local_dir).as_posix()
-                             for path in sorted(local_dir.rglob("*")) if path.is_file())
-             if rel != SUMS_NAME]
-    staging = f"{STAGING_PREFIX}/{key.rsplit('/', 1)[-1]}-{secrets.token_hex(4)}"
-    store.each(lambda rel: store.put(f"{staging}/{rel}", (local_dir / rel).read_bytes()), files)
-    store.delete_prefix(key)  # leftovers of an interrupted commit (never committed)
-    store.each(lambda rel: store.copy(f"{staging}/{rel}", f"{key}/{rel}"), files)
-    store.put(f"{key}/{SUMS_NAME}", (local_dir / SUMS_NAME).read_bytes())
-    store.delete_prefix(staging)
+    sums = (local_dir / SUMS_NAME).read_bytes()
+    try:
+        listed = parse_sha256sums(sums.decode("utf-8"), where=str(local_dir / SUMS_NAME))
+    except (UnicodeDecodeError, IntegrityError) as exc:
+        raise IntegrityFailure(f"{local_dir / SUMS_NAME}: {exc}") from None
+    there = store.list(key)
+    if any(item.key == f"{key}/{SUMS_NAME}" for item in there):
+        raise FileExistsError(f"{store.location(key)}: a committed bundle is there already")
+    store.delete_many(item.key for item in there)  # leftovers of an interrupted commit
+    try:
+        store.each(lambda rel: _upload(store, local_dir / rel, f"{key}/{rel}", listed[rel]),
+                   list(listed))
+        store.put_new(f"{key}/{SUMS_NAME}", sums)
+    except FileExistsError:
+        raise  # another commit of this bundle won: what is there is its
+    except BaseException:
+        with contextlib.suppress(StorageUnavailable):  # a store down keeps them: gc's to remove
+            store.delete_many(f"{key}/{rel}" for rel in listed)
+        raise
+
+
+def _upload(store: ArtefactStore, path: Path, target: str, expected: str) -> None:
+    data = path.read_bytes()
+    if (actual := hashlib.sha256(data).hexdigest()) != expected:
+        raise IntegrityFailure(f"{path}: changed since its bundle was sealed (expected "
+                               f"{expected[:12]}…, found {actual[:12]}…)")
+    store.put(target, data)
+    if store.written_sha256(target) != expected:  # the store's answer proved nothing: read it
+        stored = hashlib.sha256(store.get(target)).hexdigest()
+        if stored != expected:
+            raise IntegrityFailure(f"{store.location(target)}: damaged on upload (expected "
+                                   f"{expected[:12]}…, stored {stored[:12]}…)")
 
 
 def bundle_exists(store: ArtefactStore, key: str) -> bool:
@@ -181,6 +224,16 @@ def fetch_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
         return sum(item.size for item in objects)
 
     return cache_bundle(Path(cache_root), expected_digest, name=key, download=download)[0]
+
+
+def verified_local_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
+                          cache_root: Path) -> Path:
+    """A registered bundle on this machine, verified now, to send whole: the bundle itself on a
+    local store; from a bucket, :func:`fetch_bundle`'s copy under ``cache_root``."""
+    if isinstance(store, LocalStore):
+        verify_bundle(store.local_path(key), expected_digest=expected_digest,
+                      artefacts_root=store.root)
+    return fetch_bundle(store, key, expected_digest=expected_digest, cache_root=cache_root)
 
 
 def require_kept(version: ModelVersion) -> None:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import os
 import re
 import secrets
 import shutil
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from registry.errors import PodiumError
 
 SCHEMES = ("s3://",)
 PARALLEL_REQUESTS = 16  # objects in flight at once for one bundle
+REMEMBERED_WRITES = 4096  # objects a store remembers writing (see ObjectStore.written_sha256)
 T = TypeVar("T")
 
 
@@ -61,8 +65,19 @@ class ArtefactStore:
         """Write a whole object at once: a reader sees the old object or the new, never half."""
         raise NotImplementedError
 
+    def put_new(self, key: str, data: bytes | memoryview) -> None:
+        """:meth:`put`, only if no object is at ``key``: ``FileExistsError`` otherwise, and
+        of two writers racing, one wins."""
+        raise NotImplementedError
+
     def get(self, key: str) -> bytes:
         raise NotImplementedError
+
+    def written_sha256(self, key: str, *, stamp: str | None = None) -> str | None:
+        """The SHA-256 of what this process last wrote at ``key``, when the store's answer to
+        that write proved it received those bytes (else None: read the object to know). With
+        ``stamp`` (a listing's), only while the object is still that one."""
+        return None
 
     def put_table(self, key: str, table: Any, **options: Any) -> None:
         """Write an Arrow table as one whole Parquet object (``options`` for the writer)."""
@@ -79,9 +94,6 @@ class ArtefactStore:
 
     def delete(self, key: str) -> None:
         """Remove one object; a missing one is not an error."""
-        raise NotImplementedError
-
-    def copy(self, source: str, target: str) -> None:
         raise NotImplementedError
 
     def exists(self, key: str) -> bool:
@@ -103,10 +115,14 @@ class ArtefactStore:
         """An object's bytes in pieces, for streaming it to a client."""
         yield self.get(key)
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove these objects (missing ones are not an error)."""
+        self.each(self.delete, list(keys))
+
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under ``prefix/``; returns the bytes freed."""
         items = self.list(prefix)
-        self.each(self.delete, [item.key for item in items])
+        self.delete_many(item.key for item in items)
         return sum(item.size for item in items)
 
     def each(self, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
@@ -135,15 +151,21 @@ class LocalStore(ArtefactStore):
         return str(self.local_path(key))
 
     def put(self, key: str, data: bytes | memoryview) -> None:
+        self._write(key, data, os.replace)
+
+    def put_new(self, key: str, data: bytes | memoryview) -> None:
+        self._write(key, data, os.link)  # a hard link fails where a file already is
+
+    def _write(self, key: str, data: bytes | memoryview,
+               place: Callable[[Path, Path], None]) -> None:
         target = self.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except BaseException:
+            place(tmp, target)
+        finally:
             tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
-            raise
 
     def get(self, key: str) -> bytes:
         return self.local_path(key).read_bytes()
@@ -171,9 +193,6 @@ class LocalStore(ArtefactStore):
         shutil.rmtree(self.local_path(prefix), ignore_errors=True)
         return freed
 
-    def copy(self, source: str, target: str) -> None:
-        self.put(target, self.get(source))
-
     def exists(self, key: str) -> bool:
         return self.local_path(key).is_file()
 
@@ -188,7 +207,13 @@ class LocalStore(ArtefactStore):
 
 class ObjectStore(ArtefactStore):
     """An S3 bucket (or an S3-compatible store) through obstore. A bundle's many small objects
-    go in parallel (:meth:`each`): each costs a round trip, and obstore releases the GIL."""
+    go in parallel (:meth:`each`): each costs a round trip, and obstore releases the GIL.
+
+    Every object goes up in one request, whose answer carries its ETag: S3 (and MinIO, Ceph,
+    moto) make it the MD5 of the bytes received. When it is the MD5 of the bytes sent, the
+    store remembers their SHA-256 (:meth:`written_sha256`), so checking what it has just
+    written needs a listing (whose ETags must still be those), not every object read back. A
+    store whose ETags are not MD5s (SSE-KMS) proves nothing this way, and is read back."""
 
     def each(self, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
         with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS,
@@ -218,6 +243,8 @@ class ObjectStore(ArtefactStore):
         except Exception as exc:  # noqa: BLE001 (obstore raises its own configuration errors)
             raise StorageUnavailable(f"artefact store {self.url}: {self._reason(exc)}",
                                      code="storage_misconfigured") from None
+        self._written: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key: ETag, SHA-256
+        self._written_lock = threading.Lock()
 
     def _reason(self, exc: BaseException) -> str:
         text = " ".join(str(exc).split())
@@ -228,8 +255,12 @@ class ObjectStore(ArtefactStore):
         return text if len(text) <= 300 else text[:297] + "…"
 
     def _call(self, what: str, key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from obstore.exceptions import AlreadyExistsError
+
         try:
             return fn(self._store, *args, **kwargs)
+        except AlreadyExistsError:
+            raise
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise StorageUnavailable(f"artefact store {self.url} cannot {what} {key}: "
@@ -240,11 +271,38 @@ class ObjectStore(ArtefactStore):
                                      f"{self._reason(exc)}") from None
 
     def put(self, key: str, data: bytes | memoryview) -> None:
+        self._put(key, data, "overwrite")
+
+    def put_new(self, key: str, data: bytes | memoryview) -> None:
+        self._put(key, data, "create")  # If-None-Match: *
+
+    def _put(self, key: str, data: bytes | memoryview, mode: str) -> None:
         import obstore
+        from obstore.exceptions import AlreadyExistsError
 
         key = _clean_key(key)
-        self._call("write", key, obstore.put, key, bytes(data) if isinstance(data, memoryview)
-                   else data)
+        data = bytes(data) if isinstance(data, memoryview) else data
+        with self._written_lock:
+            self._written.pop(key, None)  # a failed write may still have replaced it
+        try:  # one request, never multipart: its ETag is then the MD5 of the object
+            result = self._call("write", key, obstore.put, key, data, mode=mode,
+                                use_multipart=False)
+        except AlreadyExistsError:
+            raise FileExistsError(f"{self.url}/{key}: already exists") from None
+        etag = ((result or {}).get("e_tag") or "").strip('"')
+        if etag == hashlib.md5(data, usedforsecurity=False).hexdigest():
+            sha = hashlib.sha256(data).hexdigest()
+            with self._written_lock:
+                self._written[key] = (etag, sha)
+                if len(self._written) > REMEMBERED_WRITES:
+                    self._written.popitem(last=False)
+
+    def written_sha256(self, key: str, *, stamp: str | None = None) -> str | None:
+        with self._written_lock:
+            etag, sha = self._written.get(_clean_key(key), (None, None))
+        if etag is None or (stamp is not None and stamp.strip('"') != etag):
+            return None
+        return sha
 
     def get(self, key: str) -> bytes:
         import obstore
@@ -281,11 +339,12 @@ class ObjectStore(ArtefactStore):
         except FileNotFoundError:
             pass
 
-    def copy(self, source: str, target: str) -> None:
+    def delete_many(self, keys: Iterable[str]) -> None:
         import obstore
 
-        source, target = _clean_key(source), _clean_key(target)
-        self._call("copy", source, obstore.copy, source, target)
+        keys = [_clean_key(key) for key in keys]
+        if keys:  # S3's DeleteObjects: up to 1 000 objects a request
+            self._call("delete", keys[0], obstore.delete, keys)
 
     def exists(self, key: str) -> bool:
         import obstore

@@ -6,22 +6,28 @@
   it.
 - ``RegistryServer``: ``registry serve`` (uvicorn) as a subprocess on a free loopback port,
   started, waited for, SIGKILLed and started again at will.
+- ``LoopbackS3``: moto's S3 server on loopback (needs the ``dev`` extra), counting the requests
+  it answers, and able to damage uploads on their way in.
 
 Podium's own tests and benchmarks use both; so may the tests of a team's consumers.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,7 +55,8 @@ def write_stand_in_bundle(artefacts_root: Path | ArtefactStore, version_id: str,
                           track: str = DEFAULT_TRACK) -> Path | str:
     """Seal a bundle for ``version_id`` under ``artefacts_root`` (a directory, or a store it
     is committed to): a checkpoint file whose bytes follow from the id, ``metadata.json`` and
-    ``SHA256SUMS``. Rewriting it gives the same bytes. Returns its path, or its URL."""
+    ``SHA256SUMS``. Rewriting it in a directory gives the same bytes (a bucket refuses to
+    commit over a committed bundle). Returns its path, or its URL."""
     artefacts = open_store(artefacts_root)
     key = bundle_key(track=track, version_id=version_id)
     if isinstance(artefacts, LocalStore):
@@ -196,3 +203,84 @@ class RegistryServer:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------- an S3 server
+
+
+class LoopbackS3:
+    """moto's S3 server in this process, on a free loopback port, over real HTTP.
+
+    ``counts`` tallies the requests answered by kind: ``PUT``, ``COPY``, ``GET``, ``HEAD``,
+    ``LIST``, ``DELETE`` (one per request, bulk or not); :meth:`take` returns and resets it.
+    ``damage(path, body)``, when given, returns what an upload to ``/bucket/key`` stores instead
+    of ``body``, as a faulty network or disk would (the client is not told)."""
+
+    def __init__(self, damage: Callable[[str, bytes], bytes] | None = None) -> None:
+        self.damage = damage
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self.endpoint = ""
+
+    def start(self) -> LoopbackS3:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def counted(environ: dict[str, Any], start_response: Any) -> Any:
+            kind = _request_kind(environ)
+            if kind == "PUT" and self.damage is not None:
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                body = self.damage(environ["PATH_INFO"], body)
+                environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+            with self._lock:
+                self.counts[kind] += 1
+            return app(environ, start_response)
+
+        self._server = make_server("127.0.0.1", 0, counted, threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True,
+                         name="loopback-s3").start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def make_bucket(self, name: str | None = None) -> str:
+        """A new, empty bucket; returns its name."""
+        name = name or f"podium-{uuid.uuid4().hex[:12]}"
+        httpx.put(f"{self.endpoint}/{name}").raise_for_status()
+        return name
+
+    def take(self) -> collections.Counter[str]:
+        """The requests counted since the last call (or the start)."""
+        with self._lock:
+            counts, self.counts = self.counts, collections.Counter()
+        return counts
+
+    def __enter__(self) -> LoopbackS3:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _request_kind(environ: dict[str, Any]) -> str:
+    method, query = environ["REQUEST_METHOD"], environ.get("QUERY_STRING", "")
+    if method == "PUT" and environ.get("HTTP_X_AMZ_COPY_SOURCE"):
+        return "COPY"
+    if method == "GET" and "list-type" in query:
+        return "LIST"
+    if method == "POST" and "delete" in query:
+        return "DELETE"
+    return method

@@ -177,7 +177,7 @@ def run_track(config: PodiumConfig, engine: Engine, *, holder: str,
         artefacts = artefact_store(config)
         with Pipeline(view, engine, PredictionStore(artefacts, "shadow/predictions"),
                 artefacts_root=artefacts, portfolio=config.shadow.portfolio,
-                bundle_cache=config.artefacts_root / "cache" / "bundles",
+                bundle_cache=config.bundle_cache_root,
                 through=through, settles_from=first - start, universe=universe) as pipeline:
             work = []
             for version in versions:  # which days, and each model verified and restored

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from registry import migrations
 from registry.db import make_engine
-from registry.testing import register_stand_in, stand_in_version
+from registry.testing import LoopbackS3, register_stand_in, stand_in_version
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -101,35 +101,26 @@ S3_TEST_OPTIONS = {"region": "us-east-1", "access_key_id": "podium-test",
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's standalone S3 server, speaking HTTP on loopback, for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def s3_server() -> Iterator[LoopbackS3]:
+    """moto's standalone S3 server, speaking HTTP on loopback, for the whole session (it counts
+    the requests it answers: ``s3_server.take()``)."""
+    with LoopbackS3() as server:
+        yield server
 
 
-def make_bucket(endpoint: str) -> str:
-    """A fresh, empty bucket on ``endpoint``; returns its name."""
-    import httpx
-
-    name = f"podium-{uuid.uuid4().hex[:12]}"
-    httpx.put(f"{endpoint}/{name}").raise_for_status()
-    return name
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: LoopbackS3) -> str:
+    return s3_server.endpoint
 
 
 @pytest.fixture
-def bucket_store(s3_endpoint: str):
+def bucket_store(s3_server: LoopbackS3):
     """An :class:`~registry.storage.ObjectStore` on a fresh bucket, under a prefix."""
     from registry.storage import ObjectStore
 
-    return ObjectStore(f"s3://{make_bucket(s3_endpoint)}/artefacts",
-                       options={**S3_TEST_OPTIONS, "endpoint": s3_endpoint}, timeout_seconds=10)
+    return ObjectStore(f"s3://{s3_server.make_bucket()}/artefacts",
+                       options={**S3_TEST_OPTIONS, "endpoint": s3_server.endpoint},
+                       timeout_seconds=10)
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -131,3 +131,9 @@ class PodiumConfig(Section):
     @property
     def models_root(self) -> Path:
         return self.artefacts_root / "models"
+
+    @property
+    def bundle_cache_root(self) -> Path:
+        """Verified local copies of bundles kept in a bucket, one directory per digest (the
+        shadow runner loads from them, the server sends them)."""
+        return self.artefacts_root / "cache" / "bundles"

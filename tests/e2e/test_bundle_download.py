@@ -1,13 +1,15 @@
 """A consumer with only a URL and a token: the registry keeps its artefacts in a bucket (moto's
 S3 server on loopback), and a separate process, which can see neither the bucket nor any
-artefacts directory, downloads the champion's bundle over the API, verifies and loads it,
-follows a promotion, and loads again from its cache without a transfer."""
+artefacts directory, downloads the champion's bundle over the API (one tar), verifies and loads
+it, follows a promotion, and loads again from its cache without a transfer."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import httpx
@@ -15,7 +17,7 @@ from sqlalchemy import Engine
 
 from registry.integrity import bundle_key
 from registry.storage import ObjectStore
-from registry.testing import DEFAULT_TRACK, RegistryServer, register_stand_in
+from registry.testing import DEFAULT_TRACK, LoopbackS3, RegistryServer, register_stand_in
 from tests.conftest import S3_TEST_OPTIONS
 
 CONSUMER = r"""
@@ -44,7 +46,7 @@ with load_champion("equities-daily", url=url, token=token, cache_dir=cache,
 
 def test_a_consumer_without_the_artefacts_loads_over_the_api(
         engine: Engine, db_url: str, bucket_store: ObjectStore, s3_endpoint: str,
-        tmp_path: Path, tokens: dict[str, str]) -> None:
+        s3_server: LoopbackS3, tmp_path: Path, tokens: dict[str, str]) -> None:
     first = register_stand_in(engine, bucket_store, "v1-linear", champion=True)
     second = register_stand_in(engine, bucket_store, "v2-mlp")
     server = RegistryServer(database_url=db_url, artefacts_root=bucket_store.url,
@@ -76,6 +78,17 @@ def test_a_consumer_without_the_artefacts_loads_over_the_api(
         unknown = http.get(f"{server.url}/api/v1/versions/{first}/bundle/secrets.txt",
                             headers=read)
         assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_bundle_file"
+        s3_server.take()
+        archive = http.get(f"{server.url}/api/v1/versions/{first}/bundle.tar", headers=read)
+        assert archive.status_code == 200, archive.text
+        assert archive.headers["ETag"] == f'"{manifest.json()["digest"]}"'
+        with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+            assert tar.getnames() == [entry["path"] for entry in manifest.json()["files"]]
+            assert tar.extractfile("checkpoint/weights.bin").read() == weights.content
+        assert s3_server.take() == {"LIST": 1, "GET": 3}  # the server's copy, fetched once
+        again = http.get(archive.url, headers=read)
+        assert again.content == archive.content and s3_server.take() == {}  # and kept
+        assert http.get(archive.url).status_code == 401
 
         consumer = subprocess.Popen(
             [sys.executable, "-c", CONSUMER, server.url, tokens["read"],

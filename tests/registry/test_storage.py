@@ -31,10 +31,12 @@ from registry.integrity import (
 from registry.storage import ObjectStore, StorageUnavailable, artefact_store
 from registry.testing import (
     DEFAULT_TRACK,
+    LoopbackS3,
     free_port,
     register_stand_in,
     stand_in_version,
     wait_until_answering,
+    write_stand_in_bundle,
 )
 from shadow.predictions import PredictionStore
 from tests.conftest import S3_TEST_OPTIONS
@@ -113,13 +115,15 @@ def test_interrupted_upload_leaves_nothing_visible(engine: Engine, bucket_store:
     dropping = ConnectionDrops(bucket_store.url, options=bucket_store_options(bucket_store))
     with pytest.raises(StorageUnavailable):
         commit_bundle(dropping, local, key)
-    assert bucket_store.list("staging")  # the upload had begun
+    assert dropping.puts > 1  # the upload had begun
+    assert bucket_store.list(key) == []  # and what it wrote is gone
+    bucket_store.put(f"{key}/checkpoint/weights.bin", b"half")  # a killed upload's leftover
     assert not bundle_exists(bucket_store, key)
     with write_session(engine) as session, pytest.raises(IntegrityFailure,
                                                          match="never committed"):
         store.register_version(session, track=DEFAULT_TRACK, version_id=version_id,
                                fingerprint=fingerprint, artefacts_root=bucket_store, actor="t")
-    commit_bundle(bucket_store, local, key)  # the next run completes
+    commit_bundle(bucket_store, local, key)  # the next run completes, over the leftover
     with write_session(engine) as session:
         _, created = store.register_version(
             session, track=DEFAULT_TRACK, version_id=version_id, fingerprint=fingerprint,
@@ -215,3 +219,78 @@ def test_a_sealed_local_bundle_uploads_as_is(bucket_store: ObjectStore, tmp_path
         "models/t/v1-linear-20250630-3fa2c1de/summary.yaml",
         "models/t/v1-linear-20250630-3fa2c1de/tensorboard/events.out"]
     assert bucket_store.list("staging") == []
+
+
+def _flip_a_byte(data: bytes) -> bytes:
+    return data[:1] + bytes([data[1] ^ 0x01]) + data[2:]
+
+
+def test_a_committed_bundle_is_never_written_over(any_store, tmp_path: Path) -> None:
+    version_id, _ = stand_in_version(any_store)
+    key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+    digest = verify_stored_bundle(any_store, key)
+    other = Path(write_stand_in_bundle(tmp_path / "other", version_id))
+    (other / "metadata.json").write_text('{"version_id": "another build"}\n')
+    write_sha256sums(other)
+    with pytest.raises(OSError):  # on disk the rename refuses; in a bucket, SHA256SUMS is there
+        commit_bundle(any_store, other, key)
+    assert verify_stored_bundle(any_store, key, expected_digest=digest) == digest
+    assert b"another build" not in any_store.get(f"{key}/metadata.json")
+    any_store.put_new("notes/first.txt", b"first")
+    with pytest.raises(FileExistsError):
+        any_store.put_new("notes/first.txt", b"second")
+    assert any_store.get("notes/first.txt") == b"first"
+
+
+def test_a_file_changed_after_sealing_is_not_committed(bucket_store: ObjectStore,
+                                                       tmp_path: Path) -> None:
+    version_id, _ = stand_in_version(tmp_path / "local")
+    key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+    local = tmp_path / "local" / key
+    (local / "metadata.json").write_text("{}\n")
+    with pytest.raises(IntegrityFailure, match="metadata.json: changed since its bundle was "
+                       "sealed"):
+        commit_bundle(bucket_store, local, key)
+    assert bucket_store.list(key) == []
+
+
+def test_an_upload_damaged_on_its_way_is_refused(engine: Engine, s3_server: LoopbackS3,
+                                                  bucket_store: ObjectStore,
+                                                  tmp_path: Path) -> None:
+    version_id, fingerprint = stand_in_version(tmp_path / "local")
+    key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+    local = tmp_path / "local" / key
+    s3_server.damage = lambda path, body: (_flip_a_byte(body) if path.endswith("/weights.bin")
+                                           else body)
+    try:  # the client sends the right bytes; the server stores others, and says so in its ETag
+        with pytest.raises(IntegrityFailure, match="weights.bin: damaged on upload"):
+            commit_bundle(bucket_store, local, key)
+    finally:
+        s3_server.damage = None
+    assert bucket_store.list(key) == []  # nothing committed, nothing left
+    commit_bundle(bucket_store, local, key)
+    with write_session(engine) as session:
+        _, created = store.register_version(
+            session, track=DEFAULT_TRACK, version_id=version_id, fingerprint=fingerprint,
+            artefacts_root=bucket_store, actor="test")
+    assert created
+
+
+def test_what_was_just_uploaded_is_verified_without_reading_it_back(
+        s3_server: LoopbackS3, bucket_store: ObjectStore, tmp_path: Path) -> None:
+    version_id, _ = stand_in_version(tmp_path / "local")
+    key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
+    s3_server.take()
+    commit_bundle(bucket_store, tmp_path / "local" / key, key)
+    # a listing (leftovers? a bundle there already?), then each object once, SHA256SUMS last
+    assert s3_server.take() == {"LIST": 1, "PUT": 3}
+    digest = verify_stored_bundle(bucket_store, key)
+    # SHA256SUMS and a listing whose ETags are still the MD5s of the bytes sent: no file read
+    assert s3_server.take() == {"GET": 1, "LIST": 1}
+    weights = f"{key}/checkpoint/weights.bin"
+    another_process = ObjectStore(bucket_store.url, options=bucket_store_options(bucket_store))
+    another_process.put(weights, _flip_a_byte(bucket_store.get(weights)))
+    s3_server.take()
+    with pytest.raises(IntegrityFailure, match="checksum mismatch for checkpoint/weights.bin"):
+        verify_stored_bundle(bucket_store, key, expected_digest=digest)
+    assert s3_server.take()["GET"] == 2  # the replaced object was read: its ETag had changed

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
-from registry import promotion, store
+from registry import bundle_archive, promotion, store
 from registry.api.deps import (
     MAX_SQL_INT,
     ConfigDep,
@@ -34,7 +34,12 @@ from registry.auth import require_scope
 from registry.db import write_session
 from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN
-from registry.integrity import bundle_manifest, listed_file, require_kept
+from registry.integrity import (
+    bundle_manifest,
+    listed_file,
+    require_kept,
+    verified_local_bundle,
+)
 from registry.lifecycle import State
 from registry.models import ModelVersion
 from registry.storage import artefact_store
@@ -145,6 +150,25 @@ def get_bundle_file(version_id: VersionIdPath, file_path: str, session: SessionD
     return StreamingResponse(artefacts.iter_chunks(f"{version.bundle_path}/{file_path}"),
                              media_type="application/octet-stream",
                              headers={"ETag": etag, "Content-Length": str(entry["size"])})
+
+
+@router.get("/{version_id}/bundle.tar", responses={
+    **_ONE, **problem_responses(422, why={422: "the bundle fails its integrity check"}),
+    200: {"content": {"application/x-tar": {}},
+          "description": "the whole bundle, SHA256SUMS first; ETag: the bundle's digest"}},
+    response_class=StreamingResponse, summary="A version's whole bundle, as one tar")
+def get_bundle_archive(version_id: VersionIdPath, session: SessionDep, config: ConfigDep,
+                       _: ReaderDep) -> StreamingResponse:
+    """Every file in one response, for a consumer loading the bundle. From a bucket, the server
+    sends its own verified copy (kept by digest, fetched once), not every object again."""
+    version = _with_bundle(session, version_id)
+    bundle = verified_local_bundle(artefact_store(config), version.bundle_path,
+                                   expected_digest=version.bundle_digest,
+                                   cache_root=config.bundle_cache_root)
+    entries = bundle_archive.members(bundle)
+    return StreamingResponse(bundle_archive.stream(entries), media_type="application/x-tar",
+                             headers={"ETag": f'"{version.bundle_digest}"',
+                                      "Content-Length": str(bundle_archive.archive_size(entries))})
 
 
 def _with_bundle(session: Session, version_id: str) -> ModelVersion:
