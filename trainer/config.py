@@ -9,11 +9,12 @@ The resolved JSON the zoo hands to ``python -m trainer`` is ``ResolvedConfig``:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,47}$"
+URL_SCHEMES = ("s3://",)  # a panel path that names an object store (registry.storage.SCHEMES)
 
 
 
@@ -24,7 +25,8 @@ class PanelConfig(BaseModel):
 
     kind: Literal["panel"] = "panel"
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]{0,47}$", description="dataset slug")
-    path: str = Field(..., min_length=1, description="partition directory, .parquet or .csv")
+    path: str = Field(..., min_length=1, description="partition directory, .parquet or .csv; "
+                      "or an s3:// URL of either, read with the object_store settings")
     format: Literal["parquet", "csv"] | None = Field(
         None, description="parquet or csv; None: from the path (a directory is parquet)")
     min_assets: int = Field(10, ge=2, description="fewer assets on a day: the day is skipped")
@@ -34,6 +36,16 @@ class PanelConfig(BaseModel):
         if self.format is not None:
             return self.format
         return "csv" if self.path.lower().endswith(".csv") else "parquet"
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False
+                   ) -> PanelConfig:
+        """As pydantic's, except that a URL ``path`` is not resolved as a file's: the
+        configuration joins a relative path to its own directory and normalises it, which
+        makes ``s3://b/p`` into ``<dir>/s3:/b/p``; that copy keeps the URL as written."""
+        if update and "path" in update and self.path.startswith(URL_SCHEMES) and str(
+                update["path"]).endswith(self.path.rstrip("/").replace("://", ":/", 1)):
+            update = {key: value for key, value in update.items() if key != "path"}
+        return super().model_copy(update=update, deep=deep)
 
     def description(self) -> dict:
         """What identifies the source in a fingerprint (not its path: a copy elsewhere is the

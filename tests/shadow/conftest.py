@@ -81,6 +81,18 @@ def land_panel(path: Path, through_day: int, *extra: str) -> str:
     return done.stdout
 
 
+def upload_panel(panel: Path, bucket, prefix: str, uploaded: set[str] | None = None
+                 ) -> set[str]:
+    """Land ``panel``'s partition files not in ``uploaded`` in ``bucket`` under ``prefix/``,
+    one whole object each (as the writer's rename, a reader never sees half a day); returns
+    every file landed so far."""
+    uploaded = set() if uploaded is None else uploaded
+    fresh = [f.relative_to(panel).as_posix() for f in sorted(panel.glob("date=*/*.parquet"))]
+    fresh = [name for name in fresh if name not in uploaded]
+    bucket.each(lambda name: bucket.put(f"{prefix}/{name}", (panel / name).read_bytes()), fresh)
+    return uploaded | set(fresh)
+
+
 def panel_config(db_url: str, root: Path, panel: Path) -> PodiumConfig:
     config = load_config(OWN_DATA, environ={"PODIUM_DATABASE_URL": db_url,
                                             "PODIUM_ARTEFACTS_ROOT": str(root)})
