@@ -19,7 +19,7 @@ def track_source(config: PodiumConfig, track: str | None = None
                  ) -> SyntheticSource | PanelSource:
     """The data source of ``track`` (None: the top-level one)."""
     scoped = config.for_track(track or config.track)
-    return open_source(scoped.datasets_root, scoped.trainer)
+    return open_source(scoped.datasets_root, scoped.trainer, store_settings=scoped.object_store)
 
 
 def landed_days(config: PodiumConfig, track: str | None = None) -> list[dt.date]:

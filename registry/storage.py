@@ -221,10 +221,10 @@ class ObjectStore(ArtefactStore):
             return list(pool.map(fn, *iterables))
 
     def __init__(self, url: str, *, options: dict[str, str] | None = None,
-                 timeout_seconds: float = 30.0) -> None:
+                 timeout_seconds: float = 30.0, role: str = "artefact store") -> None:
         from obstore.store import S3Store
 
-        self.url = url.rstrip("/")
+        self.url, self.role = url.rstrip("/"), role  # role: what messages call it
         self._secrets = [value for key, value in (options or {}).items()
                          if "secret" in key or "token" in key]
         self._secrets += [os.environ[name] for name in ("AWS_SECRET_ACCESS_KEY",
@@ -241,7 +241,7 @@ class ObjectStore(ArtefactStore):
                     "init_backoff": dt.timedelta(milliseconds=100),
                     "max_backoff": dt.timedelta(seconds=2), "base": 2}})
         except Exception as exc:  # noqa: BLE001 (obstore raises its own configuration errors)
-            raise StorageUnavailable(f"artefact store {self.url}: {self._reason(exc)}",
+            raise StorageUnavailable(f"{self.role} {self.url}: {self._reason(exc)}",
                                      code="storage_misconfigured") from None
         self._written: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key: ETag, SHA-256
         self._written_lock = threading.Lock()
@@ -263,11 +263,11 @@ class ObjectStore(ArtefactStore):
             raise
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
-                raise StorageUnavailable(f"artefact store {self.url} cannot {what} {key}: "
+                raise StorageUnavailable(f"{self.role} {self.url} cannot {what} {key}: "
                                          "no such bucket") from None
             raise FileNotFoundError(f"{self.url}/{key}: not found") from None
         except Exception as exc:  # noqa: BLE001 (network, credentials, bucket: all mean the same)
-            raise StorageUnavailable(f"artefact store {self.url} cannot {what} {key}: "
+            raise StorageUnavailable(f"{self.role} {self.url} cannot {what} {key}: "
                                      f"{self._reason(exc)}") from None
 
     def put(self, key: str, data: bytes | memoryview) -> None:
@@ -371,22 +371,31 @@ def store_options(config: Any) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=8)
 def _cached_object_store(url: str, options: tuple[tuple[str, str], ...],
-                         timeout_seconds: float) -> ObjectStore:
-    return ObjectStore(url, options=dict(options), timeout_seconds=timeout_seconds)
+                         timeout_seconds: float, role: str) -> ObjectStore:
+    return ObjectStore(url, options=dict(options), timeout_seconds=timeout_seconds, role=role)
 
 
-def open_store(root: str | os.PathLike[str] | ArtefactStore, *, settings: Any = None
-               ) -> ArtefactStore:
+def open_store(root: str | os.PathLike[str] | ArtefactStore, *, settings: Any = None,
+               role: str = "artefact store") -> ArtefactStore:
     """The store behind ``root``: itself if already a store, an :class:`ObjectStore` for an
-    ``s3://`` URL (one client per URL and settings in a process), else a :class:`LocalStore`.
-    ``settings`` is the configuration's ``object_store`` section."""
+    ``s3://`` URL (one client per URL, settings and role in a process), else a
+    :class:`LocalStore`. ``settings`` is the configuration's ``object_store`` section (also
+    what a panel in a bucket is read with); ``role`` names the store in messages."""
     if isinstance(root, ArtefactStore):
         return root
     if is_store_url(root):
         options = store_options(settings) if settings is not None else {}
         timeout = settings.timeout_seconds if settings is not None else 30.0
-        return _cached_object_store(str(root), tuple(sorted(options.items())), timeout)
+        return _cached_object_store(str(root), tuple(sorted(options.items())), timeout, role)
     return LocalStore(root)
+
+
+def store_environment(settings: Any) -> dict[str, str]:
+    """The ``object_store`` keys set in the configuration as the ``AWS_*`` variables, for a
+    child process (the trainer) that reads a panel from the bucket without the configuration."""
+    names = {"endpoint": "AWS_ENDPOINT_URL", "region": "AWS_REGION",
+             "access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+    return {names[key]: value for key, value in store_options(settings).items()}
 
 
 def artefact_store(config: Any) -> ArtefactStore:

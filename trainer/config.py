@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,47}$"
+URL_SCHEMES = ("s3://",)  # a panel path that names an object store (registry.storage.SCHEMES)
 
 
 
@@ -24,7 +25,8 @@ class PanelConfig(BaseModel):
 
     kind: Literal["panel"] = "panel"
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]{0,47}$", description="dataset slug")
-    path: str = Field(..., min_length=1, description="partition directory, .parquet or .csv")
+    path: str = Field(..., min_length=1, description="partition directory, .parquet or .csv; "
+                      "or an s3:// URL of either, read with the object_store settings")
     format: Literal["parquet", "csv"] | None = Field(
         None, description="parquet or csv; None: from the path (a directory is parquet)")
     min_assets: int = Field(10, ge=2, description="fewer assets on a day: the day is skipped")

@@ -9,6 +9,11 @@ own pipeline:
 - one Parquet file;
 - one CSV file (rows appended day by day, in date order).
 
+Each may also be an object-store URL (``s3://bucket/prefix/panel`` for the partitions, or
+``s3://bucket/prefix/panel.parquet``), read through :mod:`registry.storage` with the settings
+the artefact store uses (``object_store``: endpoint, region, credentials), so replicas on
+several machines read the same landed days; partitions are cached by ETag as files by inode.
+
 Every problem is a :class:`PanelError` naming the file, the row (1-based data row; for CSV the
 line) or the partition, and what is wrong. Each day's content has a digest (SHA-256 over its
 rows sorted by asset, format-independent), so a day that changes after it was used is noticed.
@@ -17,25 +22,29 @@ rows sorted by asset, format-independent), so a day that changes after it was us
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from registry.storage import is_store_url, open_store
 from trainer.config import PanelConfig
 
 REQUIRED = ("date", "asset", "ret")
 READ_THREADS = 4  # partitions read at once (opening a file costs more than decoding it)
 TABLE_CACHE_BYTES = 256 * 2**20  # decoded partitions kept per process
-_tables: dict[str, tuple[tuple[int, int, int], pa.Table]] = {}
+_tables: dict[str, tuple[object, pa.Table]] = {}
 _tables_lock = threading.Lock()
 _PARTITION = re.compile(r"^date=(.*)$")
 
@@ -58,8 +67,13 @@ class Panel:
         return [ts.date() for ts in pd.DatetimeIndex(self.returns.index)]
 
 
-def read_panel(config: PanelConfig, *, start: dt.date | None = None) -> Panel:
-    """The landed panel (days from ``start`` on, when given), checked; see the module doc."""
+def read_panel(config: PanelConfig, *, start: dt.date | None = None,
+               store_settings: Any = None) -> Panel:
+    """The landed panel (days from ``start`` on, when given), checked; see the module doc.
+    ``store_settings``: the ``object_store`` section a URL panel is read with (None: the
+    ``AWS_*`` environment)."""
+    if is_store_url(config.path):
+        return _to_panel(_read_stored(config, start, store_settings))
     path = Path(config.path)
     if not path.exists():
         raise PanelError(f"{path}: the panel does not exist (nothing has landed yet?)")
@@ -68,7 +82,7 @@ def read_panel(config: PanelConfig, *, start: dt.date | None = None) -> Panel:
     elif not path.is_file():
         raise PanelError(f"{path}: not a file or a directory of partitions")
     elif config.resolved_format == "csv":
-        frame = _read_csv(path)
+        frame = _read_csv(path, path)
     else:
         frame = _read_parquet_file(path)
     if start is not None and path.is_file():
@@ -76,14 +90,85 @@ def read_panel(config: PanelConfig, *, start: dt.date | None = None) -> Panel:
     return _to_panel(frame)
 
 
-def landed_days(config: PanelConfig) -> list[dt.date]:
+def landed_days(config: PanelConfig, *, store_settings: Any = None) -> list[dt.date]:
     """The days present, cheaply for partitions (names only), else by reading the dates."""
+    if is_store_url(config.path):
+        place = _StoredPanel(config, store_settings)
+        if not place.is_object:
+            return sorted(day for day, _ in place.partitions())
+        if not place.store.exists(place.key):
+            return []
+        return read_panel(config, store_settings=store_settings).days
     path = Path(config.path)
     if path.is_dir():
         return sorted(day for day, _ in _partitions(path))
     if not path.exists():
         return []
     return read_panel(config).days
+
+
+class _StoredPanel:
+    """A panel in a bucket: ``key`` under a store rooted at the URL's parent (a partition
+    prefix, or one .parquet/.csv object). A bucket that does not answer is the store's
+    ``StorageUnavailable``, naming the URL; a missing object is a :class:`PanelError`."""
+
+    def __init__(self, config: PanelConfig, settings: Any) -> None:
+        self.url = config.path.rstrip("/")
+        parent, _, self.key = self.url.rpartition("/")
+        if parent.endswith(":/") or not self.key:
+            raise PanelError(f"{config.path}: a panel URL names a prefix or an object in a "
+                             "bucket (s3://bucket/panel), not a whole bucket")
+        self.is_object = self.key.lower().endswith((".parquet", ".csv"))
+        self.csv = config.resolved_format == "csv"
+        self.store = open_store(parent, settings=settings, role="panel store")
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except FileNotFoundError:
+            raise PanelError(f"{self.url}: the panel does not exist (nothing has landed "
+                             "yet?)") from None
+
+    def partitions(self) -> list[tuple[dt.date, list[Any]]]:
+        """Each landed day and its ``*.parquet`` objects, as :func:`_partitions` on disk."""
+        days: dict[dt.date, list[Any]] = {}
+        for item in self.call(self.store.list, self.key):
+            name, _, file = item.key[len(self.key) + 1:].partition("/")
+            match = _PARTITION.match(name)
+            if not match or "/" in file or not file.endswith(".parquet"):
+                continue  # staging prefixes and unrelated objects are not days
+            try:
+                day = dt.date.fromisoformat(match.group(1))
+            except ValueError:
+                raise PanelError(f"{self.url}/{name}: partition name is not "
+                                 "date=YYYY-MM-DD") from None
+            days.setdefault(day, []).append(item)
+        return sorted(days.items(), key=lambda pair: pair[0])
+
+    def table(self, item: Any) -> pa.Table:
+        """A partition object as Arrow, kept per process while its ETag holds."""
+        where = f"{self.store.url}/{item.key}"
+        return _cached_table(where, item.stamp, lambda: pa.BufferReader(
+            self.call(self.store.get, item.key)))
+
+
+def _read_stored(config: PanelConfig, start: dt.date | None, settings: Any) -> pd.DataFrame:
+    place = _StoredPanel(config, settings)
+    if place.is_object:
+        data = place.call(place.store.get, place.key)
+        if place.csv:
+            frame = _read_csv(BytesIO(data), place.url)
+        else:
+            frame = _checked(_parquet(pa.BufferReader(data), place.url).to_pandas(), place.url,
+                             lambda k: f"{place.url}: row {k + 1}", ordered=True)
+        return frame if start is None else frame[frame["date"] >= pd.Timestamp(start)]
+    wanted = [(day, f"{place.store.url}/{item.key}", functools.partial(place.table, item))
+              for day, items in place.partitions() if start is None or day >= start
+              for item in items]
+    if not wanted:
+        raise PanelError(f"{place.url}: no date=YYYY-MM-DD/*.parquet partitions have landed "
+                         "under this prefix")
+    return _partition_frame(place.url, wanted)
 
 
 def _partitions(root: Path) -> list[tuple[dt.date, Path]]:
@@ -103,12 +188,22 @@ def _partitions(root: Path) -> list[tuple[dt.date, Path]]:
 
 def _read_partitions(root: Path, start: dt.date | None) -> pd.DataFrame:
     """Every partition's files as one frame (read by Arrow, checked once as a whole)."""
+    wanted = [(day, file, functools.partial(_read_table, file))
+              for day, directory in _partitions(root) if start is None or day >= start
+              for file in sorted(directory.glob("*.parquet"))]
+    if not wanted:
+        raise PanelError(f"{root}: no date=YYYY-MM-DD/*.parquet partitions have landed")
+    return _partition_frame(root, wanted)
+
+
+def _partition_frame(root: Path | str, wanted: list[tuple[dt.date, Path | str,
+                                                          Callable[[], pa.Table]]]
+                     ) -> pd.DataFrame:
+    """``(day, file, read)`` for each partition file, read in parallel, checked, as one frame."""
     tables, files, sizes = [], [], []
-    wanted = [(day, file) for day, directory in _partitions(root)
-              if start is None or day >= start for file in sorted(directory.glob("*.parquet"))]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="panel-read") as pool:
-        read = list(pool.map(_read_table, [file for _, file in wanted]))
-    for (day, file), table in zip(wanted, read, strict=True):
+        read = list(pool.map(lambda item: item[2](), wanted))
+    for (day, file, _), table in zip(wanted, read, strict=True):
         missing = [name for name in ("asset", "ret") if name not in table.column_names]
         if missing:
             raise PanelError(f"{file}: missing column(s) {', '.join(missing)}; a partition "
@@ -135,8 +230,6 @@ def _read_partitions(root: Path, start: dt.date | None) -> pd.DataFrame:
         tables.append(table)
         files.append(file)
         sizes.append(table.num_rows)
-    if not tables:
-        raise PanelError(f"{root}: no date=YYYY-MM-DD/*.parquet partitions have landed")
     try:
         frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -154,20 +247,29 @@ def _read_table(path: Path) -> pa.Table:
     """A Parquet file as Arrow, kept per process while its inode, size and mtime hold (a
     landed partition is not rewritten in place; one that is, is read again)."""
     info = path.stat()
-    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return _cached_table(str(path), (info.st_ino, info.st_size, info.st_mtime_ns),
+                         lambda: path)
+
+
+def _cached_table(name: str, stamp: object, source: Callable[[], Any]) -> pa.Table:
+    """The table at ``name`` while its ``stamp`` holds, else read from ``source()``."""
     with _tables_lock:
-        cached = _tables.get(str(path))
-    if cached is not None and cached[0] == key:
+        cached = _tables.get(name)
+    if cached is not None and cached[0] == stamp:
         return cached[1]
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises many types for a damaged or foreign file
-        raise PanelError(f"{path}: not a readable Parquet file ({exc})") from None
+    table = _parquet(source(), name)
     with _tables_lock:
         if sum(t.nbytes for _, t in _tables.values()) > TABLE_CACHE_BYTES:
             _tables.clear()
-        _tables[str(path)] = (key, table)
+        _tables[name] = (stamp, table)
     return table
+
+
+def _parquet(source: Any, name: Path | str) -> pa.Table:
+    try:
+        return pq.read_table(source)
+    except Exception as exc:  # pyarrow raises many types for a damaged or foreign file
+        raise PanelError(f"{name}: not a readable Parquet file ({exc})") from None
 
 
 def _read_parquet_file(path: Path) -> pd.DataFrame:
@@ -175,9 +277,9 @@ def _read_parquet_file(path: Path) -> pd.DataFrame:
                     ordered=True)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(source: Path | BytesIO, path: Path | str) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype={"asset": str, "date": str})
+        frame = pd.read_csv(source, dtype={"asset": str, "date": str})
     except pd.errors.EmptyDataError:
         raise PanelError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -186,7 +288,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return _checked(frame, path, lambda k: f"{path}: line {k + 2}", ordered=True)
 
 
-def _checked(frame: pd.DataFrame, path: Path, where: Callable[[int], str], *, ordered: bool
+def _checked(frame: pd.DataFrame, path: Path | str, where: Callable[[int], str], *, ordered: bool
              ) -> pd.DataFrame:
     """Columns present, values well-formed; ``where(k)`` names the file and row of the
     ``k``-th (0-based) row of ``frame``."""

@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -89,24 +90,25 @@ class SyntheticSource:
 
 
 class PanelSource:
-    """A user's panel (see :mod:`trainer.panel`); read, never written."""
+    """A user's panel (see :mod:`trainer.panel`); read, never written. ``store_settings``:
+    the ``object_store`` section a panel in a bucket is read with (None: ``AWS_*``)."""
 
     kind = "panel"
 
-    def __init__(self, config: PanelConfig) -> None:
-        self.config = config
+    def __init__(self, config: PanelConfig, store_settings: Any = None) -> None:
+        self.config, self.store_settings = config, store_settings
         self.min_assets = config.min_assets
         self._read: tuple[dt.date | None, Panel] | None = None
 
     def landed_days(self) -> list[dt.date]:
-        return panel_landed_days(self.config)
+        return panel_landed_days(self.config, store_settings=self.store_settings)
 
     def panel(self, start: dt.date | None = None) -> Panel:
         """The panel from ``start`` on, read once per source object (a run's view)."""
         if self._read is not None and (self._read[0] is None or (
                 start is not None and self._read[0] <= start)):
             return self._read[1]
-        panel = read_panel(self.config, start=start)
+        panel = read_panel(self.config, start=start, store_settings=self.store_settings)
         self._read = (start, panel)
         return panel
 
@@ -167,10 +169,12 @@ class PanelSource:
                 for day, digest in self.training_digests(cutoff, train).items()]
 
 
-def open_source(datasets_root: str | Path, train: TrainConfig) -> SyntheticSource | PanelSource:
-    """The source ``train`` names: its panel when it has one, else the synthetic market."""
+def open_source(datasets_root: str | Path, train: TrainConfig, *, store_settings: Any = None
+                ) -> SyntheticSource | PanelSource:
+    """The source ``train`` names: its panel when it has one, else the synthetic market
+    (``store_settings``: see :class:`PanelSource`)."""
     if train.panel is not None:
-        return PanelSource(train.panel)
+        return PanelSource(train.panel, store_settings)
     return SyntheticSource(datasets_root, train.market)
 
 

@@ -44,7 +44,7 @@ from registry.integrity import (
     verify_stored_bundle,
 )
 from registry.models import ModelVersion
-from registry.storage import artefact_store
+from registry.storage import artefact_store, store_environment
 from trainer.dataset import ensure_dataset
 from trainer.panel import PanelError
 from trainer.sources import open_source
@@ -149,7 +149,8 @@ def resolve_for_data(config: PodiumConfig, spec: ModelSpec, *,
             raise PodiumError(f"cannot create the market dataset under {config.datasets_root}:"
                               f" {exc.strerror or exc}", code="storage_error") from None
     try:
-        source = open_source(config.datasets_root, config.trainer)
+        source = open_source(config.datasets_root, config.trainer,
+                             store_settings=config.object_store)
         landed = source.landed_days()
         cutoff = resolve_cutoff(landed, config.trainer.train_cutoff)
         fingerprint = source.fingerprint(cutoff, config.trainer)
@@ -239,7 +240,8 @@ def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, 
     config_file = run_dir / "resolved.json"
     config_file.write_text(json.dumps(resolved_config_json(config, resolved), indent=2) + "\n")
     deadline = resolved.train.time_budget_seconds + HARD_KILL_GRACE_SECONDS
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a panel in a bucket is read by the trainer with the configuration's store settings
+    env = {**os.environ, **store_environment(config.object_store), "PYTHONUNBUFFERED": "1"}
     env.setdefault("WANDB_DIR", str(config.artefacts_root / "wandb"))
     log_path, stdout_path = run_dir / "trainer.log", run_dir / "stdout.txt"
     with open(log_path, "wb") as log, open(stdout_path, "wb") as stdout:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from registry.config.schema import PodiumConfig
 from registry.config.tracks import SyntheticData
 from registry.errors import ConfigError
-from trainer.config import PanelConfig
+from trainer.config import URL_SCHEMES, PanelConfig
 
 SEARCH_ORDER = ("podium.yaml", "sample.yaml")
 MAX_CONFIG_BYTES = 1 << 20
@@ -136,8 +136,8 @@ def _resolve_paths(config: PodiumConfig, source: Path) -> PodiumConfig:
 
 def _resolve_data(data: SyntheticData | PanelConfig, base: Path
                   ) -> SyntheticData | PanelConfig:
-    """A panel's path, relative to the configuration file."""
-    if not isinstance(data, PanelConfig):
+    """A panel's path, relative to the configuration file (a bucket's URL stays as written)."""
+    if not isinstance(data, PanelConfig) or data.path.startswith(URL_SCHEMES):
         return data
     if "\0" in data.path:
         raise ConfigError(f"data.path of panel {data.name!r} contains a NUL character")

@@ -81,6 +81,18 @@ def land_panel(path: Path, through_day: int, *extra: str) -> str:
     return done.stdout
 
 
+def upload_panel(panel: Path, bucket, prefix: str, uploaded: set[str] | None = None
+                 ) -> set[str]:
+    """Land ``panel``'s partition files not in ``uploaded`` in ``bucket`` under ``prefix/``,
+    one whole object each (as the writer's rename, a reader never sees half a day); returns
+    every file landed so far."""
+    uploaded = set() if uploaded is None else uploaded
+    fresh = [f.relative_to(panel).as_posix() for f in sorted(panel.glob("date=*/*.parquet"))]
+    fresh = [name for name in fresh if name not in uploaded]
+    bucket.each(lambda name: bucket.put(f"{prefix}/{name}", (panel / name).read_bytes()), fresh)
+    return uploaded | set(fresh)
+
+
 def panel_config(db_url: str, root: Path, panel: Path) -> PodiumConfig:
     config = load_config(OWN_DATA, environ={"PODIUM_DATABASE_URL": db_url,
                                             "PODIUM_ARTEFACTS_ROOT": str(root)})
@@ -89,23 +101,30 @@ def panel_config(db_url: str, root: Path, panel: Path) -> PodiumConfig:
     return config.model_copy(update={"data": data, "trainer": trainer})
 
 
-@pytest.fixture(scope="session")
-def panel_trained(tmp_path_factory) -> tuple[Path, Path, list[tuple[str, str, str]]]:
-    """(panel, artefacts root, versions): the example panel's first days landed, and its
-    ``revision`` spec (an extra feature column) trained on them through the zoo."""
-    base = tmp_path_factory.mktemp("panel")
+def train_on_panel(base: Path, specs: tuple[str, ...]
+                   ) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+    """(panel, artefacts root, versions): the example panel's first days landed under
+    ``base``, and ``specs`` trained on them through the zoo."""
     land_panel(base / "panel", PANEL_LANDED)
     url = f"sqlite:///{base / 'template.db'}"
     config = panel_config(url, base / "artefacts", base / "panel")
     engine = make_engine(url)
     migrations.upgrade(engine)
-    spec = next(s for s in active_specs(config) if s.name == "revision")
-    assert run_spec(config, spec, engine=engine).status == "registered"
+    for spec in active_specs(config):
+        if spec.name in specs:
+            assert run_spec(config, spec, engine=engine).status == "registered"
     with read_session(engine) as session:
         versions = [(v.version_id, v.fingerprint, v.spec_name)
                     for v in store.list_versions(session)]
     engine.dispose()
     return base / "panel", base / "artefacts", versions
+
+
+@pytest.fixture(scope="session")
+def panel_trained(tmp_path_factory) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+    """The example panel's first days, and its ``revision`` spec (an extra feature column)
+    trained on them (see :func:`train_on_panel`)."""
+    return train_on_panel(tmp_path_factory.mktemp("panel"), ("revision",))
 
 
 @pytest.fixture
