@@ -123,6 +123,7 @@ def test_an_unreachable_or_missing_bucket_is_named_without_secrets(s3_endpoint: 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # about reading the panel
 def test_the_zoo_trains_on_a_panel_in_the_bucket(engine: Engine, db_url: str,
                                                  bucket_store: ObjectStore, s3_endpoint: str,
                                                  tmp_path: Path,
