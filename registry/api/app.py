@@ -83,6 +83,7 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.config = config
     app.state.engine = engine
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    app.state.token_lookups = {}  # token digest -> its lookup in progress (bearer.caller)
     app.state.failed_auth = FailedAuthLog()
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from registry import judged_tracks, store
-from registry.api.bearer import BearerToken, bearer_token, cached_principal, identify_caller
+from registry.api.bearer import BearerToken, bearer_token, caller
 from registry.api.deps import (
     MAX_SQL_INT,
     ConfigDep,
@@ -73,9 +73,7 @@ async def champion(request: Request, track: ChampionTrack, token: BearerToken,
     # only on a miss, and for the champion's row only on PostgreSQL (a round trip must never
     # block the loop; a SQLite read is a few µs).
     engine = request.app.state.engine
-    principal = cached_principal(request, token) or await run_in_threadpool(
-        identify_caller, request, token)
-    require_scope(principal, "read")
+    require_scope(await caller(request, token), "read")
     validate_slug(track, what="track")
     if is_sqlite(engine):
         body, etag = champion_answer(engine, track)
@@ -92,9 +90,7 @@ async def leaderboard(request: Request, track: ChampionTrack, token: BearerToken
     # body was serialised and compressed once per change of the track's evidence. Computing it
     # after a change, and any PostgreSQL round trip, happen in the thread pool.
     engine, config = request.app.state.engine, request.app.state.config
-    principal = cached_principal(request, token) or await run_in_threadpool(
-        identify_caller, request, token)
-    require_scope(principal, "read")
+    require_scope(await caller(request, token), "read")
     validate_slug(track, what="track")
     body = stored_leaderboard_body(engine, config, track) if is_sqlite(engine) else None
     if body is None:
