@@ -116,17 +116,13 @@ def read_leaderboard(session: Session, *, track: str, config: PodiumConfig) -> d
 
 
 def stored_view(session: Session, *, track: str, config: PodiumConfig, kind: str,
-                render: Callable[[], T] | None) -> T | None:
+                render: Callable[[], T]) -> T:
     """``render()``'s result for ``track``, computed once per change of the track's evidence
     (a settled day, a registration, a promotion, a rollback): serialised answers and the page
-    are stored beside the leaderboard itself, so a reader costs one primary-key lookup.
-    Without ``render``: the stored result if it is still current, else ``None``."""
-    validate_slug(track, what="track")
-    key = judged_tracks.evidence_key(session, track, config.gate_for(track).model_dump_json())
-    if key is None:
-        raise NotFound(f"unknown track {track!r}", code="unknown_track")
-    if render is None:
-        return judged_tracks.stored_if_fresh(session, track=track, kind=kind, key=key)
+    are stored beside the leaderboard itself, so a reader costs one primary-key lookup
+    (``judged_tracks.stored_if_fresh`` with ``judged_tracks.view_key`` reads it without
+    a session)."""
+    key = judged_tracks.view_key(session, track=track, config=config)
     return judged_tracks.stored(session, track=track, kind=kind, key=key, compute=render)
 
 

@@ -106,11 +106,6 @@ def list_audit(session: Session, *, track: str | None = None, version_id: str | 
     return list(session.exec(query.offset(max(offset, 0)).limit(_page(limit))))
 
 
-def latest_audit_id(session: Session, *, track: str) -> int | None:
-    """The id of the track's newest audit entry (the log only grows: a new one changes it)."""
-    return session.exec(select(func.max(AuditEntry.id)).where(AuditEntry.track == track)).one()
-
-
 def count_versions(session: Session, *, track: str) -> int:
     return session.exec(
         select(func.count()).select_from(ModelVersion).where(ModelVersion.track == track)

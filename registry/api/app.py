@@ -83,17 +83,22 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     app.state.config = config
     app.state.engine = engine
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    app.state.token_lookups = {}  # token digest -> its lookup in progress (bearer.caller)
     app.state.failed_auth = FailedAuthLog()
     app.state.dispatcher = dispatcher
     app.state.notify_events = dispatcher.notify if dispatcher is not None else _nothing
     install_problem_handlers(app)
+    # Routes are matched in order: the consumers' champion endpoint (in tracks) comes first,
+    # then the leaderboard page (its one path, "/", never shadows another), then the rest.
     # external before versions: its GET /versions/{id}/predictions would match versions' last
     # route, GET /versions/{version_id:path}, otherwise
-    for router in (health.router, tracks.router, external.router, versions.router,
-                   events.router, webhooks.router):
+    app.include_router(tracks.router, prefix=API_PREFIX)
+    app.include_router(page.router)
+    for router in (health.router, external.router, versions.router, events.router,
+                   webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
-    for router in (page.router, version_page.router, track_list_page.router, signin.router,
-                   static.router):  # the pages, outside the API
+    for router in (version_page.router, track_list_page.router, signin.router,
+                   static.router):  # the other pages, outside the API
         app.include_router(router)
     install_docs(app)  # Swagger UI at /docs, ReDoc at /redoc, their assets from a package
     if config.server.cors_origins:

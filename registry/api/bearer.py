@@ -4,18 +4,21 @@ The one place a request's token becomes a ``Principal``. The API reads the token
 ``Authorization: Bearer`` header (``bearer_scheme`` documents it in OpenAPI); the leaderboard
 page also accepts its sign-in cookie and passes that token here. A token seen in the last few
 seconds is answered from the app's ``TokenCache`` without the database; ``cached_principal``
-lets the consumers' hot path ask the cache first, on the event loop. Without a token, a read
-(GET or HEAD) is anonymous when ``server.public_reads`` is on; anything else is 401.
+lets the consumers' hot path ask the cache first, on the event loop, and ``caller`` goes to the
+token table on a miss. Without a token, a read (GET or HEAD) is anonymous when
+``server.public_reads`` is on; anything else is 401.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from registry.auth import ANONYMOUS, Principal, TokenCache, authenticate
+from registry.auth import ANONYMOUS, Principal, TokenCache, authenticate, hash_token
 from registry.db import read_session
 from registry.errors import Unauthorized
 
@@ -43,6 +46,31 @@ def cached_principal(request: Request, token: str | None) -> Principal | None:
         return anonymous_or_refused(request)
     cache: TokenCache = request.app.state.token_cache
     return cache.get(token)
+
+
+async def caller(request: Request, token: str | None) -> Principal:
+    """The caller, from a route on the event loop: the token cache first; on a miss, the token
+    table in the thread pool, once per token however many requests bring it meanwhile. When a
+    cache entry expires every connection using that token misses at once; one lookup serves
+    them all, rather than a thread and a session each contending with the event loop."""
+    principal = cached_principal(request, token)
+    if principal is not None:
+        return principal
+    assert token is not None  # no token is answered by ``cached_principal``
+    lookups: dict[str, asyncio.Future[Principal]] = request.app.state.token_lookups
+    key = hash_token(token)
+    lookup = lookups.get(key)
+    if lookup is None:
+        lookup = lookups[key] = asyncio.ensure_future(
+            run_in_threadpool(identify_caller, request, token))
+
+        def done(finished: asyncio.Future[Principal]) -> None:
+            del lookups[key]
+            if not finished.cancelled():
+                finished.exception()  # retrieved here too: its waiters may all have gone
+
+        lookup.add_done_callback(done)
+    return await asyncio.shield(lookup)  # a waiter that goes cancels only its own wait
 
 
 def identify_caller(request: Request, token: str | None) -> Principal:

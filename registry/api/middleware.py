@@ -77,10 +77,11 @@ class RequestContextMiddleware:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            quiet = status < 400 and scope["method"] in _READS
-            log.log(logging.DEBUG if quiet else logging.INFO, "%s %s %d %.1fms rid=%s",
-                    scope["method"], loggable_path(scope["path"]), status,
-                    (time.perf_counter() - started) * 1000, request_id)
+            level = logging.DEBUG if status < 400 and scope["method"] in _READS else logging.INFO
+            if log.isEnabledFor(level):  # the path is made loggable only for a line written
+                log.log(level, "%s %s %d %.1fms rid=%s", scope["method"],
+                        loggable_path(scope["path"]), status,
+                        (time.perf_counter() - started) * 1000, request_id)
 
 
 async def _control_in_path(scope: Scope, receive: Receive, send: Send) -> None:

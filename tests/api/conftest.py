@@ -45,12 +45,14 @@ ClientFactory = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client(engine: Engine, db_url: str, artefacts_root: Path) -> Iterator[ClientFactory]:
-    """``make_client(**server_settings)``: a started app sharing the test's engine."""
+    """``make_client(**server_settings)``: a started app sharing the test's engine (tokens are
+    not cached unless ``token_cache_ttl`` says for how long)."""
     clients: list[TestClient] = []
 
-    def _make(*, webhook_options: dict[str, Any] | None = None, **server: Any) -> TestClient:
+    def _make(*, webhook_options: dict[str, Any] | None = None, token_cache_ttl: float = 0.0,
+              **server: Any) -> TestClient:
         app = create_app(make_config(db_url, artefacts_root, **server), engine=engine,
-                         webhook_options=webhook_options, token_cache_ttl=0.0)
+                         webhook_options=webhook_options, token_cache_ttl=token_cache_ttl)
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)

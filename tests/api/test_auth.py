@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
@@ -223,3 +225,32 @@ def test_a_revoked_token_is_refused_at_once_without_a_cache(client, auth, engine
     with write_session(engine) as session:
         revoke_token(session, "promote-bot")
     assert_problem(client.get(f"{API}/tracks", headers=auth("promote")), 401, "invalid_token")
+
+
+def test_requests_that_miss_the_token_cache_together_share_one_lookup(
+        engine, db_url, artefacts_root, tokens, register, monkeypatch) -> None:
+    # When a cache entry expires, every connection using that token misses at once: one
+    # lookup in the thread pool answers them all (here the cache keeps nothing: ttl 0).
+    from registry.api import bearer
+
+    register("v1-linear", champion=True)
+    lookups: list[str] = []
+    real = bearer.identify_caller
+    monkeypatch.setattr(bearer, "identify_caller",
+                        lambda request, token: lookups.append(token) or real(request, token))
+    app = create_app(make_config(db_url, artefacts_root), engine=engine, token_cache_ttl=0.0)
+
+    async def together(token: str) -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            answers = await asyncio.gather(*(http.get(
+                f"{API}/tracks/{TRACK}/champion", headers={"Authorization": f"Bearer {token}"})
+                for _ in range(8)))
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(together(tokens["read"])) == [200] * 8
+    assert lookups == [tokens["read"]]
+    assert asyncio.run(together("pod_not-a-token")) == [401] * 8
+    assert asyncio.run(together(tokens["read"])) == [200] * 8  # expired at once: asked again
+    assert lookups == [tokens["read"], "pod_not-a-token", tokens["read"]]
+    assert app.state.token_lookups == {}

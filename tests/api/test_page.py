@@ -319,6 +319,42 @@ def test_the_page_and_the_leaderboard_are_served_as_stored_bytes_until_they_chan
     assert client.get(page).status_code == 200 and len(renders) == 3
 
 
+
+def test_a_current_page_is_answered_on_the_event_loop_each_reader_their_own(
+        make_client, register, tokens, engine, monkeypatch) -> None:
+    from registry.api.routes import page as page_routes
+
+    version_id = register("v1-linear")
+    hops: list[str] = []
+    real_hop = page_routes.run_in_threadpool
+
+    async def hop(function: Callable[..., object], *args: object, **kwargs: object) -> object:
+        hops.append(function.__name__)
+        return await real_hop(function, *args, **kwargs)
+
+    monkeypatch.setattr(page_routes, "run_in_threadpool", hop)
+    client = make_client(public_reads=True, token_cache_ttl=60.0)
+    anonymous = client.get("/")  # rendered in the thread pool
+    assert anonymous.status_code == 200 and version_id in anonymous.text
+    assert "signed in as" not in anonymous.text
+    again = client.get("/")  # stored and current: answered where it was asked
+    assert again.content == anonymous.content and again.headers["etag"] == anonymous.headers[
+        "etag"]
+    assert again.headers["content-security-policy"] == anonymous.headers[
+        "content-security-policy"]
+    client.cookies.set("podium_token", tokens["read"])
+    for _ in range(2):  # its own page, rendered once (the token checked in the thread pool)
+        assert "signed in as read-bot" in client.get("/").text
+    client.cookies.clear()
+    assert "signed in as" not in client.get("/").text
+    bearer = client.get("/", headers={"Authorization": f"Bearer {tokens['promote']}"})
+    assert bearer.status_code == 200 and "signed in as" not in bearer.text
+    assert client.get("/?track=nope").status_code == 404
+    # on SQLite only the renders, the unknown token and the 404 took a thread; a PostgreSQL
+    # round trip never runs on the event loop
+    expected = 4 if engine.dialect.name == "sqlite" else 7
+    assert hops == ["reader_page"] * expected
+
 def test_plotly_js_is_served_from_the_package_and_cached_for_long(client) -> None:
     from plotly.offline import get_plotlyjs
 

@@ -79,6 +79,58 @@ def test_half_sent_requests_are_dropped_while_normal_requests_keep_answering(
             sock.close()
 
 
+def _answered(sock: socket.socket) -> bytes:
+    """One whole answer to a request on ``sock`` (its head and its Content-Length's body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_kept_alive_connection_must_send_its_next_head_in_time(
+        serve_with: Callable[..., RegistryServer]) -> None:
+    # The keep-alive timeout (idle between requests) is far longer than the head timeout: only
+    # the head timer, armed when the second head began, can close this connection in time.
+    server = serve_with(public_reads=True, header_timeout_s=1, keep_alive_timeout_s=300)
+    request = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with _open(server.url, request) as sock:
+        assert _answered(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(request)  # answered on the same connection
+        assert _answered(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        deadline = time.monotonic() + 60
+        while not _closed_by_server(sock) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _closed_by_server(sock), "a half-sent second head held its connection"
+
+
+def test_a_request_head_is_bounded_in_size(serve_with: Callable[..., RegistryServer]) -> None:
+    # The head timeout is far away: only the size bound can end the endless header in time.
+    server = serve_with(public_reads=True, header_timeout_s=300)
+    long = "v" * 12_000  # a long path, within the bound: answered as usual
+    with _open(server.url, f"GET /api/v1/tracks/{long}/champion HTTP/1.1\r\n"
+                           "Host: 127.0.0.1\r\n\r\n".encode()) as sock:
+        assert _answered(sock).startswith(b"HTTP/1.1 422")
+    with _open(server.url, b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ") as sock:
+        try:  # a header that never ends: refused once past the bound, not buffered
+            for _ in range(64):
+                sock.sendall(b"x" * 4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(30)
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:  # closed with our bytes unread: the answer may be lost
+            answer = b""
+        except TimeoutError:
+            pytest.fail("an endless header held its connection")
+        assert answer.startswith(b"HTTP/1.1 400") or answer == b"", answer[:200]
+
 def test_a_loopback_server_answers_only_to_loopback_host_names(
         serve_with: Callable[..., RegistryServer]) -> None:
     server = serve_with(public_reads=True)

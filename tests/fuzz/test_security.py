@@ -351,7 +351,7 @@ def test_the_body_limit_holds_by_length_and_by_stream(limited: Deployment, sizes
 
 
 def test_long_paths_and_queries_get_short_answers(api: TestClient, podium: Deployment) -> None:
-    long = "v" * 12_000  # past what uvicorn lets through in a request line (h11: 16 KiB of head)
+    long = "v" * 12_000  # near what registry serve lets through in a head (16 KiB)
     for url, status in ((f"{API}/versions/{long}", 422), (f"{API}/tracks/{long}/champion", 422),
                         (f"{API}/{long}", 404), (f"{API}/versions?track={long}", 422),
                         (f"{API}/versions?offset={'9' * 10_000}", 422)):

@@ -79,3 +79,14 @@ def test_the_database_marks_every_change_of_a_tracks_evidence_whoever_writes_it(
     assert _key(engine) not in (before, settled, retired)
     assert _key(engine, "other-track") == other_before and other
     assert _key(engine, "no-such-track") is None
+
+
+def test_a_key_read_without_a_session_equals_the_key_read_in_one(engine, register) -> None:
+    # The event loop checks a stored answer with the engine's key; the thread pool stored it
+    # under the session's: the two must compare equal on each database.
+    register("v1-linear")
+    with read_session(engine) as session:
+        in_session = judged_tracks.evidence_key(session, TRACK, "settings")
+    assert in_session is not None
+    assert judged_tracks.evidence_key(engine, TRACK, "settings") == in_session
+    assert judged_tracks.evidence_key(engine, "no-such-track") is None

@@ -7,7 +7,10 @@ cookie that the page's sign-in form sets (``registry.api.routes.signin``).
 
 The page is rendered once per change of what it shows (each track's evidence, its latest audit
 entry, the list of tracks, who reads it) and served as stored, pre-compressed bytes
-(``registry.api.encoded``): a read costs a few primary-key lookups, never a render.
+(``registry.api.encoded``): a read costs one small query, never a render. While the stored page
+is current and the caller is known without the database (no token on an open server, or a
+token the cache holds), it is answered on the event loop, as the leaderboard is; signing in,
+rendering and the error pages happen in the thread pool.
 
 Plotly and the leaderboard's maths (pandas, scipy) are imported on first use, so
 ``registry serve`` starts and idles without them; plotly.js itself comes from
@@ -23,31 +26,45 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from registry import judged_tracks, store
+from registry.api.bearer import cached_principal
 from registry.api.encoded import EncodedBody, encoded_response
 from registry.api.html import PAGE_HEADERS, render_html, render_text
 from registry.api.routes.signin import forget_cookie, page_credential, page_reader, signin_page
 from registry.api.routes.static import charts_src, plotly_src
-from registry.auth import ANONYMOUS, Principal
+from registry.auth import ANONYMOUS, Principal, require_scope
 from registry.config import PodiumConfig
-from registry.db import read_session
+from registry.db import driver_rows, is_sqlite, read_session
 from registry.errors import NotFound, PodiumError, Unauthorized
-from registry.models import utcnow
+from registry.models import AuditEntry, Track, utcnow
 
 router = APIRouter(include_in_schema=False)
 CHAMPION_COLOUR = "#0969da"  # as the champion's row in the table
 REFRESH_SECONDS = 60  # the page reloads itself this often (a meta refresh: no script needed)
 AUDIT_ROWS = 20  # the latest audit entries shown under each track
+# Every track, its evidence and its newest audit entry: what the page's key is read from
+_PAGE_KEY = select(Track.name, Track.created_at, Track.evidence_tag, select(
+    func.max(AuditEntry.id)).where(AuditEntry.track == Track.name).scalar_subquery()
+                   ).order_by(Track.name)
 
 
 @router.get("/", response_class=HTMLResponse)
-def leaderboard_page(request: Request, track: str | None = None) -> Response:
-    """Each track's (or one track's) champion, challengers, gate verdicts and chart."""
-    return reader_page(request, track=track, render=lambda principal, signed_in:
-                       _render_leaderboard(request, track=track or None, principal=principal,
-                                           signed_in=signed_in))
+async def leaderboard_page(request: Request) -> Response:
+    """Each track's (or one track's, ``?track=``) champion, challengers, gate verdicts and
+    chart. The query is read here, not declared: FastAPI's parameter solver costs more than
+    answering a stored page."""
+    track = request.query_params.get("track") or None
+    stored = (_stored_page(request, track=track) if is_sqlite(request.app.state.engine)
+              else None)
+    if stored is not None:
+        return stored
+    return await run_in_threadpool(
+        reader_page, request, track=track, render=lambda principal, signed_in:
+        _render_leaderboard(request, track=track, principal=principal, signed_in=signed_in))
 
 
 def reader_page(request: Request, *, track: str | None,
@@ -78,21 +95,36 @@ def reader_page(request: Request, *, track: str | None,
     return response
 
 
+def _stored_page(request: Request, *, track: str | None) -> Response | None:
+    """The stored page if it is current and the caller is known without the database (the
+    token cache, or no token on an open server); else ``None``: never blocks, never renders."""
+    token, from_cookie = page_credential(request)
+    engine = request.app.state.engine
+    try:
+        principal = cached_principal(request, token)
+        if principal is None:
+            return None
+        require_scope(principal, "read")
+        key = _page_key(engine, request.app.state.config, track)
+    except PodiumError:  # refused, or the database unready: the thread pool answers, in HTML
+        return None
+    body = None if key is None else judged_tracks.stored_if_fresh(
+        engine, track=track or "", kind=_page_kind(principal, from_cookie), key=key)
+    return None if body is None else encoded_response(
+        request, body, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
 def _render_leaderboard(request: Request, *, track: str | None, principal: Principal,
                         signed_in: bool) -> Response:
     config = request.app.state.config
     with read_session(request.app.state.engine) as session:
-        tracks = store.list_tracks(session)
-        if track is not None and track not in tracks:
+        key = _page_key(session, config, track)
+        if key is None:
             raise NotFound(f"There is no track named {track!r}.", code="unknown_track")
+        tracks = list(key[0])
         shown = [track] if track else tracks
-        gate = {name: config.gate_for(name).model_dump_json() for name in shown}
-        # Refused promotions are audited without changing the evidence: the latest entry too.
-        key = (tuple(tracks), tuple(
-            (judged_tracks.evidence_key(session, name, gate[name]),
-             store.latest_audit_id(session, track=name)) for name in shown))
         body = judged_tracks.stored(
-            session, track=track or "", kind=f"page/{principal.name}/{signed_in}", key=key,
+            session, track=track or "", kind=_page_kind(principal, signed_in), key=key,
             compute=lambda: EncodedBody.of(render_text(
                 "leaderboard.html", tracks=tracks, selected=track,
                 boards=[_board(session, name, config) for name in shown], principal=principal,
@@ -101,6 +133,25 @@ def _render_leaderboard(request: Request, *, track: str | None, principal: Princ
                 refresh_seconds=REFRESH_SECONDS).encode()))
     return encoded_response(request, body, media_type="text/html; charset=utf-8",
                             headers=PAGE_HEADERS)
+
+
+def _page_key(source: Session | Engine, config: PodiumConfig, track: str | None
+              ) -> tuple | None:
+    """What the page of ``track`` (or of every track) shows depends on, read in one query
+    (``None``: no such track): the list of tracks and, for each shown, its evidence, its gate's
+    settings and its newest audit entry (a refused promotion is audited without changing the
+    evidence; the log only grows, so a new entry changes the newest id)."""
+    rows = driver_rows(source, _PAGE_KEY)
+    tracks = tuple(row[0] for row in rows)
+    if track is not None and track not in tracks:
+        return None
+    return tracks, tuple((str(created), tag, audit, config.gate_for(name).model_dump_json())
+                         for name, created, tag, audit in rows if track in (None, name))
+
+
+def _page_kind(principal: Principal, signed_in: bool) -> str:
+    """Who reads the page, as its stored copies are told apart: its sign-in box shows them."""
+    return f"page/{principal.name}/{signed_in and principal is not ANONYMOUS}"
 
 
 def _board(session: Session, name: str, config: PodiumConfig) -> dict[str, Any]:

@@ -13,12 +13,11 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy import Dialect, Engine, bindparam, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, bindparam, select
 from starlette.concurrency import run_in_threadpool
 
-from registry import store
-from registry.api.bearer import BearerToken, bearer_token, cached_principal, identify_caller
+from registry import judged_tracks, store
+from registry.api.bearer import BearerToken, bearer_token, caller
 from registry.api.deps import (
     MAX_SQL_INT,
     ConfigDep,
@@ -44,7 +43,7 @@ from registry.api.schemas import (
 from registry.api.transitions import transition_body
 from registry.auth import require_scope
 from registry.config import PodiumConfig
-from registry.db import is_sqlite, read_session, translate_db_errors, write_session
+from registry.db import driver_rows, is_sqlite, read_session, write_session
 from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN, canonical_json, validate_slug
 from registry.lifecycle import State
@@ -52,6 +51,7 @@ from registry.models import ModelVersion, Track
 from registry.storage import artefact_store
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
+LEADERBOARD_BODY = "leaderboard-body"  # what judged_tracks stores the serialised answer as
 # TrackPath and ReaderDep, minus their thread hops (see ``champion``)
 ChampionTrack = Annotated[str, Path(examples=["equities-daily"],
                                     json_schema_extra={"pattern": SLUG_JSON_PATTERN})]
@@ -73,9 +73,7 @@ async def champion(request: Request, track: ChampionTrack, token: BearerToken,
     # only on a miss, and for the champion's row only on PostgreSQL (a round trip must never
     # block the loop; a SQLite read is a few µs).
     engine = request.app.state.engine
-    principal = cached_principal(request, token) or await run_in_threadpool(
-        identify_caller, request, token)
-    require_scope(principal, "read")
+    require_scope(await caller(request, token), "read")
     validate_slug(track, what="track")
     if is_sqlite(engine):
         body, etag = champion_answer(engine, track)
@@ -92,26 +90,30 @@ async def leaderboard(request: Request, track: ChampionTrack, token: BearerToken
     # body was serialised and compressed once per change of the track's evidence. Computing it
     # after a change, and any PostgreSQL round trip, happen in the thread pool.
     engine, config = request.app.state.engine, request.app.state.config
-    principal = cached_principal(request, token) or await run_in_threadpool(
-        identify_caller, request, token)
-    require_scope(principal, "read")
+    require_scope(await caller(request, token), "read")
     validate_slug(track, what="track")
-    body = leaderboard_body(engine, config, track, compute=False) if is_sqlite(engine) else None
+    body = stored_leaderboard_body(engine, config, track) if is_sqlite(engine) else None
     if body is None:
         body = await run_in_threadpool(leaderboard_body, engine, config, track)
     return encoded_response(request, body, media_type="application/json",
                             headers={"Cache-Control": "no-cache"})
 
 
-def leaderboard_body(engine: Engine, config: PodiumConfig, track: str, *,
-                     compute: bool = True) -> EncodedBody | None:
-    """The stored leaderboard, serialised (``compute=False``: ``None`` unless still current)."""
+def stored_leaderboard_body(engine: Engine, config: PodiumConfig,
+                            track: str) -> EncodedBody | None:
+    """The serialised leaderboard if still current, else ``None``: no session, no computing."""
+    key = judged_tracks.view_key(engine, track=track, config=config)
+    return judged_tracks.stored_if_fresh(engine, track=track, kind=LEADERBOARD_BODY, key=key)
+
+
+def leaderboard_body(engine: Engine, config: PodiumConfig, track: str) -> EncodedBody:
+    """The stored leaderboard, serialised; computed first if the track's evidence changed."""
     from registry.evidence import read_leaderboard, stored_view  # pandas, scipy: on first use
 
     with read_session(engine) as session:
-        return stored_view(session, track=track, config=config, kind="leaderboard-body",
-                           render=(lambda: EncodedBody.of(orjson.dumps(read_leaderboard(
-                               session, track=track, config=config)))) if compute else None)
+        return stored_view(session, track=track, config=config, kind=LEADERBOARD_BODY,
+                           render=lambda: EncodedBody.of(orjson.dumps(read_leaderboard(
+                               session, track=track, config=config))))
 
 
 class HotPathRoute(APIRoute):
@@ -152,25 +154,12 @@ _CHAMPION_QUERY = select(*(getattr(ModelVersion, f) for f in _CHAMPION_FIELDS)).
 def champion_answer(engine: Engine, track: str) -> tuple[bytes, str]:
     """The champion's JSON and ETag: one indexed SELECT on a pooled DBAPI connection (an ORM
     session costs tens of times the query itself), rendered once per distinct row."""
-    sql, order = _compiled(engine.dialect)
-    params = {"track": track}
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    with translate_db_errors():
-        try:
-            connection = engine.raw_connection()
-            try:
-                cursor = connection.cursor()
-                cursor.execute(sql, tuple(params[name] for name in order) if order else params)
-                row = cursor.fetchone()
-                cursor.close()
-            finally:
-                connection.close()
-        except dbapi_error as exc:  # as SQLAlchemy would raise it, for translate_db_errors
-            raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
-    if row is None:  # rare: the store says which 404 (unknown track, or no champion yet)
+    rows = driver_rows(engine, _CHAMPION_QUERY, track=track)
+    if not rows:  # rare: the store says which 404 (unknown track, or no champion yet)
         with read_session(engine) as session:
             version = store.resolve_champion(session, track)
-            row = tuple(getattr(version, f) for f in _CHAMPION_FIELDS)
+            rows = [tuple(getattr(version, f) for f in _CHAMPION_FIELDS)]
+    row = rows[0]
     external = ""
     if row[-1] == "external":  # its provenance too (a JSON column: read through the ORM)
         with read_session(engine) as session:
@@ -178,13 +167,6 @@ def champion_answer(engine: Engine, track: str) -> tuple[bytes, str]:
             external = canonical_json({"provenance": version.provenance,
                                        "description": version.details.get("description")})
     return _render(tuple(row), external)
-
-
-@functools.cache
-def _compiled(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """The query's SQL in the driver's paramstyle, and the parameter order if positional."""
-    compiled = _CHAMPION_QUERY.compile(dialect=dialect)
-    return str(compiled), tuple(compiled.positiontup or ()) if compiled.positional else None
 
 
 @functools.lru_cache(maxsize=256)
