@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from scorer.costs import CostModel, make_cost_model
 from scorer.settings import PortfolioSettings
@@ -205,6 +204,8 @@ def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
     equal = ordered[:, 1:] == ordered[:, :-1]
     tied = (equal if everything else equal & np.isfinite(ordered[:, 1:])).any(axis=1)
     if tied.any():  # a run of equal kept values shares its average position
+        from scipy.stats import rankdata  # rare with real-valued data: scipy only when needed
+
         ranks[tied] = rankdata(masked[tied], axis=1)
     if not everything:
         ranks[~keep] = np.nan
