@@ -11,11 +11,10 @@ client; it is imported here too, where consumers have always found it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,40 +116,25 @@ class Client:
     def version(self, version_id: str) -> dict[str, Any]:
         return self._call("GET", f"/versions/{validate_version_id(version_id)}")
 
-    def bundle_manifest(self, version_id: str) -> dict[str, Any]:
-        """A version's bundle: ``digest`` and ``files`` (``path``, ``size``, ``sha256``)."""
-        return self._call("GET", f"/versions/{validate_version_id(version_id)}/bundle")
-
-    def download_bundle_file(self, version_id: str, path: str, target: Path) -> int:
-        """Stream one bundle file into ``target``; returns the bytes written."""
-        url = f"/versions/{validate_version_id(version_id)}/bundle/{path}"
-        with self._download(url, path) as response, open(target, "wb") as out:
-            return sum(out.write(chunk) for chunk in response.iter_bytes(1 << 20))
-
     def download_bundle(self, version_id: str, target: Path, *, digest: str) -> int:
         """Stream a version's whole bundle (one tar) into the directory ``target``; returns the
         bytes of its files. ``digest``: the bundle expected (the registry's must be it)."""
         from registry.bundle_archive import unpack
 
         url = f"/versions/{validate_version_id(version_id)}/bundle.tar"
-        with self._download(url, f"the bundle of {version_id}") as response:
-            served = response.headers.get("ETag", "").strip('"')
-            if served != digest:
-                raise errors.IntegrityFailure(f"{version_id}: the registry now serves bundle "
-                                              f"{served[:12]}…, not {digest[:12]}…")
-            return unpack(response.iter_bytes(1 << 20), target, name=version_id)
-
-    @contextlib.contextmanager
-    def _download(self, url: str, what: str) -> Iterator[httpx.Response]:
         try:
             with self._http.stream("GET", url) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise error_from_problem(response)
-                yield response
+                served = response.headers.get("ETag", "").strip('"')
+                if served != digest:
+                    raise errors.IntegrityFailure(f"{version_id}: the registry now serves "
+                                                  f"bundle {served[:12]}…, not {digest[:12]}…")
+                return unpack(response.iter_bytes(1 << 20), target, name=version_id)
         except httpx.TransportError as exc:
-            raise errors.Unavailable(f"download of {what} from the registry at {self.url} "
-                                     f"failed ({type(exc).__name__})",
+            raise errors.Unavailable(f"download of the bundle of {version_id} from the registry "
+                                     f"at {self.url} failed ({type(exc).__name__})",
                                      code="registry_unreachable") from None
 
     def versions(self, *, track: str | None = None, state: str | None = None,
