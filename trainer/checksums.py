@@ -3,6 +3,14 @@
 The format is the one `sha256sum` prints and checks (``<hex>  <relative path>``), so a person can
 run ``sha256sum -c SHA256SUMS`` inside a bundle. Verification is strict: every file in the bundle
 must be listed and match, and every listed file must exist; a truncated or edited list fails.
+
+A process that checks the same sealed bundles again and again (the shadow runner on each tick,
+the registry on each promotion) hashes a file again only when its status has changed: digests
+are remembered by path with the file's device, inode, size, modification and change times. A
+write, a replacement, a ``chmod`` or a ``touch`` gives a file a new change time, which no
+program can set back. The kernel stamps files from a coarse clock, so a write just after a file
+was hashed could leave its stamps as they were; a file changed within :data:`RACY_SECONDS` of
+being hashed is therefore not remembered (git's index treats such "racily clean" files alike).
 """
 
 from __future__ import annotations
@@ -10,10 +18,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 SUMS_NAME = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-f]{64})  (\S(?:.*\S)?)$")
+RACY_SECONDS = 2.0  # a file changed more recently than this when hashed is hashed again
+DIGESTS_REMEMBERED = 65536  # files whose digest a process remembers
+
+_digests_lock = threading.Lock()
+_digests: dict[str, tuple[tuple[int, ...], str]] = {}
 
 
 class IntegrityError(Exception):
@@ -23,6 +38,29 @@ class IntegrityError(Exception):
 def sha256_file(path: str | Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _stamp(status: os.stat_result) -> tuple[int, ...]:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+            status.st_ctime_ns)
+
+
+def checked_sha256(path: str) -> str:
+    """:func:`sha256_file` of a file being verified, remembered while its status is unchanged
+    (see the module doc)."""
+    with _digests_lock:
+        known = _digests.get(path)
+    if known is not None and known[0] == _stamp(os.stat(path)):
+        return known[1]
+    with open(path, "rb") as handle:
+        status = os.fstat(handle.fileno())  # before reading: a later write changes it
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) > RACY_SECONDS * 1e9:
+        with _digests_lock:
+            if len(_digests) >= DIGESTS_REMEMBERED:
+                _digests.clear()
+            _digests[path] = (_stamp(status), digest)
+    return digest
 
 
 def _bundle_files(bundle_dir: Path) -> list[str]:
@@ -95,7 +133,7 @@ def verify_sha256sums(bundle_dir: Path) -> dict[str, str]:
         raise IntegrityError(f"{bundle_dir}: not listed in {SUMS_NAME}: {unlisted[0]}")
     root = os.fspath(bundle_dir)
     for rel, expected in listed.items():
-        actual = sha256_file(os.path.join(root, rel))
+        actual = checked_sha256(os.path.join(root, rel))
         if actual != expected:
             raise IntegrityError(
                 f"{bundle_dir}: checksum mismatch for {rel} "
@@ -106,7 +144,7 @@ def verify_sha256sums(bundle_dir: Path) -> dict[str, str]:
 
 def sums_digest(bundle_dir: Path) -> str:
     """SHA-256 of the SHA256SUMS file itself: one digest that pins the whole bundle."""
-    return sha256_file(Path(bundle_dir) / SUMS_NAME)
+    return checked_sha256(os.fspath(Path(bundle_dir) / SUMS_NAME))
 
 
 def verified_digest(bundle_dir: Path, *, expected_digest: str | None = None) -> str:
