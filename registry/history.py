@@ -4,8 +4,9 @@ that holds it) compares its content with the record and refuses the track, namin
 scores are never recomputed, so what was scored stays what was seen.
 
 A run compares every day it reads with what was recorded (one query over the window) and
-records only the days that are new. Both are plain Core statements: a backfill's first run
-records hundreds of days, and building an ORM object per day cost more than the rest of the
+records only the days that are new. Both are plain Core statements, the insert sent through
+the driver (:func:`registry.db.insert_columns`): a backfill's first run records hundreds of
+days, and building an ORM object (or a parameter dict) per day cost more than the rest of the
 check together.
 """
 
@@ -17,12 +18,13 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry.db import read_session, write_session
+from registry.db import insert_columns, read_session, write_session
 from registry.errors import HistoryChanged
 from registry.models import LandedDay, utcnow
 
 MAX_NAMED_DAYS = 5
 _LANDED = LandedDay.__table__
+_INSERT = insert(_LANDED)
 
 
 def verify_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) -> None:
@@ -41,13 +43,13 @@ def check_history(engine: Engine, *, track: str, digests: dict[dt.date, str]) ->
     with write_session(engine) as session:
         recorded = _recorded(session, track, digests)
         _refuse_changed(track, digests, recorded)
-        now = utcnow()
-        new = [{"track": track, "day": day, "digest": digest, "recorded_at": now}
-               for day, digest in sorted(digests.items()) if day not in recorded]
+        new = sorted((day, digest) for day, digest in digests.items() if day not in recorded)
         if not new:
             return 0
         try:
-            session.execute(insert(_LANDED), new)
+            insert_columns(session.connection(), _INSERT, {
+                "track": track, "day": [day for day, _ in new],
+                "digest": [digest for _, digest in new], "recorded_at": utcnow()}, rows=len(new))
             session.commit()
         except IntegrityError:  # another runner recorded them first; the next run compares
             session.rollback()

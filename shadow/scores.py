@@ -7,8 +7,9 @@ dialect by SQLAlchemy, and the dialect's own bind processors convert each column
 driver gets what SQLAlchemy would have sent it. On PostgreSQL the rows go as one array per
 column into a single ``INSERT ... SELECT FROM unnest(...)``: the database runs one statement
 rather than one per row, so its statement-level triggers replace the track's evidence tag once
-(migration 0008). SQLite, whose triggers fire per row anyway, gets one executemany. A
-(version, day) that already has a score is left alone: it is scored once, ever.
+(migration 0008). SQLite, whose triggers fire per row anyway, gets multi-row ``VALUES``
+statements (:func:`registry.db.insert_columns`): one per hundred rows rather than one per row.
+A (version, day) that already has a score is left alone: it is scored once, ever.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
+from registry.db import bound_columns, insert_columns
 from registry.models import ShadowScore
 
 COLUMNS = ("version_id", "day", "gross", "turnover", "cost", "net", "rank_ic", "n_assets",
@@ -49,18 +51,19 @@ class ScoreRows:
         return len(self.day)
 
 
-@functools.lru_cache(maxsize=8)
-def _statement(dialect: Dialect) -> tuple[str, tuple[str, ...] | None,
-                                          list[Callable[[Any], Any] | None]]:
-    """The insert's SQL for ``dialect``, its positional parameter order (None: named), and the
-    bind processor of each of :data:`COLUMNS` (of each element, on PostgreSQL)."""
+_SQLITE_INSERT = sqlite_insert(ShadowScore).on_conflict_do_nothing(
+    index_elements=["version_id", "day"])
+
+
+@functools.lru_cache(maxsize=4)
+def _postgresql_statement(dialect: Dialect) -> tuple[str, tuple[str, ...] | None,
+                                                     list[Callable[[Any], Any] | None]]:
+    """The insert's SQL, its positional parameter order (None: named), and the bind processor
+    of each of :data:`COLUMNS`' elements."""
     table = ShadowScore.__table__
-    if dialect.name == "postgresql":  # a parameter per column: an array of its values
-        arrays = [cast(bindparam(name), ARRAY(table.c[name].type)) for name in COLUMNS]
-        statement = pg_insert(ShadowScore).from_select(
-            list(COLUMNS), select(literal_column("*")).select_from(func.unnest(*arrays)))
-    else:
-        statement = sqlite_insert(ShadowScore)
+    arrays = [cast(bindparam(name), ARRAY(table.c[name].type)) for name in COLUMNS]
+    statement = pg_insert(ShadowScore).from_select(
+        list(COLUMNS), select(literal_column("*")).select_from(func.unnest(*arrays)))
     compiled = statement.on_conflict_do_nothing(index_elements=["version_id", "day"]).compile(
         dialect=dialect, column_keys=list(COLUMNS))
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
@@ -70,26 +73,14 @@ def _statement(dialect: Dialect) -> tuple[str, tuple[str, ...] | None,
 
 
 def insert_scores(connection: Connection, rows: ScoreRows) -> None:
-    """Insert ``rows`` in the connection's transaction (one statement on PostgreSQL, one
-    executemany on SQLite)."""
+    """Insert ``rows`` in the connection's transaction (one statement on PostgreSQL, one per
+    hundred rows on SQLite)."""
     if not len(rows):
         return
-    sql, order, processors = _statement(connection.dialect)
-    values: dict[str, list] = {}
-    for name, process in zip(COLUMNS, processors, strict=True):
-        column = getattr(rows, name)
-        if not isinstance(column, list):  # one value for every row
-            column = [process(column) if process else column] * len(rows)
-        elif process is not None:
-            column = [process(value) for value in column]
-        values[name] = column
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(sql, tuple(values[name] for name in order) if order
-                                   else values)
+    values = {name: getattr(rows, name) for name in COLUMNS}
+    if connection.dialect.name != "postgresql":
+        insert_columns(connection, _SQLITE_INSERT, values, rows=len(rows))
         return
-    if order is not None:
-        parameters: list = list(zip(*(values[name] for name in order), strict=True))
-    else:
-        parameters = [dict(zip(COLUMNS, row, strict=True))
-                      for row in zip(*(values[name] for name in COLUMNS), strict=True)]
-    connection.exec_driver_sql(sql, parameters)
+    sql, order, processors = _postgresql_statement(connection.dialect)
+    arrays = bound_columns(values, processors, rows=len(rows))
+    connection.exec_driver_sql(sql, tuple(arrays[name] for name in order) if order else arrays)

@@ -1,4 +1,4 @@
-"""Score rows through the driver's executemany read back exactly as SQLAlchemy's own insert."""
+"""Score rows inserted through the driver read back exactly as SQLAlchemy's own insert."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import datetime as dt
 
 from sqlmodel import select
 
-from registry.db import read_session, write_session
+from registry.db import MAX_PARAMETERS, read_session, write_session
 from registry.models import ShadowScore
-from shadow.scores import ScoreRows, insert_scores
+from shadow.scores import COLUMNS, ScoreRows, insert_scores
 
 SETTLED_AT = dt.datetime(2026, 11, 29, 8, 30, 15, 123456, tzinfo=dt.UTC)
 DAYS = [dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 4)]
@@ -59,3 +59,29 @@ def test_a_scored_day_is_never_scored_again(engine, register) -> None:
                                                       [], [], []))
         session.commit()
     assert stored(engine, version_id) == first
+
+
+def test_a_long_backfill_goes_in_whole_across_statements(engine, register) -> None:
+    SQLITE_ROWS = MAX_PARAMETERS // len(COLUMNS)  # noqa: N806 (rows per SQLite statement)
+    version_id = register()
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=k) for k in range(2 * SQLITE_ROWS + 5)]
+
+    def rows(picked: list[dt.date], gross: float) -> ScoreRows:
+        n = len(picked)
+        return ScoreRows(version_id, SETTLED_AT, picked, [gross + k for k in range(n)],
+                         [0.5] * n, [0.001] * n, [gross + k - 0.001 for k in range(n)],
+                         [None if k % 7 == 0 else 0.1 for k in range(n)],
+                         [300 + k for k in range(n)])
+
+    with write_session(engine) as session:  # some days already settled, in another chunk
+        insert_scores(session.connection(), rows(days[SQLITE_ROWS + 3:SQLITE_ROWS + 6], -9.0))
+        session.commit()
+    with write_session(engine) as session:
+        insert_scores(session.connection(), rows(days, 0.0))
+        session.commit()
+    back = stored(engine, version_id)
+    assert [row["day"] for row in back] == days
+    kept = {SQLITE_ROWS + 3 + k: -9.0 + k for k in range(3)}
+    assert [row["gross"] for row in back] == [kept.get(k, float(k)) for k in range(len(days))]
+    assert back[-1]["n_assets"] == 300 + len(days) - 1
+    assert [row["rank_ic"] for row in back][:8] == [None, *[0.1] * 6, None]
