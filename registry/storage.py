@@ -151,18 +151,25 @@ class LocalStore(ArtefactStore):
         return str(self.local_path(key))
 
     def put(self, key: str, data: bytes | memoryview) -> None:
-        self._write(key, data, os.replace)
+        self._write(key, lambda tmp: tmp.write_bytes(data), os.replace)
 
     def put_new(self, key: str, data: bytes | memoryview) -> None:
-        self._write(key, data, os.link)  # a hard link fails where a file already is
+        # a hard link fails where a file already is
+        self._write(key, lambda tmp: tmp.write_bytes(data), os.link)
 
-    def _write(self, key: str, data: bytes | memoryview,
+    def put_table(self, key: str, table: Any, **options: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self._write(key, lambda tmp: pq.write_table(table, tmp, **options), os.replace)
+
+    def _write(self, key: str, fill: Callable[[Path], object],
                place: Callable[[Path, Path], None]) -> None:
+        """``fill`` a temporary sibling of the key's file, then ``place`` it there."""
         target = self.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            tmp.write_bytes(data)
+            fill(tmp)
             place(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
