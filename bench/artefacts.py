@@ -15,7 +15,8 @@ in this process):
 - **cached load**: the same consumer again with the bundle already in its cache;
 
 and reports medians, the ratio bucket / local, the bytes each load transferred and the requests
-the S3 server answered for each step.
+the S3 server answered for each step. It also times one request alone (an empty object put in
+the bucket), the least any write to the bucket can cost, against the local register.
 
     .venv/bin/python bench/artefacts.py [--repeats 5] [--quick]
 """
@@ -140,6 +141,16 @@ def measure(name: str, artefacts: ArtefactStore, trained: Path, work: Path, *, l
     return figures
 
 
+def one_request(bucket: ObjectStore, count: int) -> list[float]:
+    """Seconds of single empty-object puts: the floor of any write to the bucket."""
+    times = []
+    for k in range(count):
+        started = time.perf_counter()
+        bucket.put(f"floor/{k}", b"")
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -170,6 +181,7 @@ def main() -> None:
                         label=label, cutoff=cutoff, repeats=args.repeats, env={}, s3=s3)
         remote = measure("s3", bucket, trained, work / "s3", label=label, cutoff=cutoff,
                          repeats=args.repeats, env=env, s3=s3)
+        floor = statistics.median(one_request(bucket, max(20, args.repeats)))
     table = Table(title=f"bundle register and load, median of {args.repeats} "
                         f"({files} files, {size / 1024:.0f} KiB)")
     for column in ("", "local disk", "S3 (loopback)", "S3 / local", "target"):
@@ -182,6 +194,9 @@ def main() -> None:
         a, b = statistics.median(local[key]), statistics.median(remote[key])
         table.add_row(what, f"{a * 1000:.1f} ms", f"{b * 1000:.1f} ms", f"{b / a:.2f}×",
                       target)
+    register = statistics.median(local["register"])
+    table.add_row("one request alone (empty put)", "", f"{floor * 1000:.1f} ms",
+                  f"{floor / register:.2f}× register", "")
     for key, what, target in (("cold_bytes", "bytes per cold load", ""),
                               ("cached_bytes", "bytes per cached load", "0"),
                               ("register_requests", "S3 requests per register", ""),
