@@ -49,12 +49,12 @@ def _book(scores: np.ndarray, quantile: float, *, with_ranks: bool
     if everything and by_day.shape[1] >= 2:  # the usual day: every asset scored
         per_side = max(1, math.floor(quantile * by_day.shape[1] + 1e-9))
         weights = np.zeros(by_day.shape)
-        np.put_along_axis(weights, order[:, :per_side], -1.0 / per_side, axis=1)
-        np.put_along_axis(weights, order[:, -per_side:], 1.0 / per_side, axis=1)
+        _put_by_row(weights, order[:, :per_side], -1.0 / per_side)
+        _put_by_row(weights, order[:, -per_side:], 1.0 / per_side)
     else:
         n_present = present.sum(axis=1, keepdims=True)
         rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(by_day.shape[1]), axis=1)
+        _put_by_row(rank, order, np.arange(by_day.shape[1]))
         per_side = np.maximum(1, np.floor(quantile * n_present + 1e-9)).astype(int)
         has_book = n_present >= 2
         short = (rank < per_side) & present & has_book
@@ -65,6 +65,14 @@ def _book(scores: np.ndarray, quantile: float, *, with_ranks: bool
     if one_day:
         return weights[0], None if score_ranks is None else score_ranks[0]
     return weights, score_ranks
+
+
+def _put_by_row(target: np.ndarray, columns: np.ndarray, values: float | np.ndarray) -> None:
+    """``np.put_along_axis(target, columns, values, axis=1)`` for a new 2-D array, through one
+    flat index (a third of the time: no index array per axis)."""
+    assert target.flags.c_contiguous
+    flat = columns + (np.arange(target.shape[0]) * target.shape[1])[:, None]
+    target.reshape(-1)[flat.ravel()] = np.broadcast_to(values, columns.shape).ravel()
 
 
 def _stable_argsort(values: np.ndarray, *, finite: bool = False
@@ -200,7 +208,7 @@ def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
     else:
         order, ordered = sorted_by_row
     ranks = np.empty(masked.shape)
-    np.put_along_axis(ranks, order, np.arange(1.0, masked.shape[1] + 1), axis=1)
+    _put_by_row(ranks, order, np.arange(1.0, masked.shape[1] + 1))
     equal = ordered[:, 1:] == ordered[:, :-1]
     tied = (equal if everything else equal & np.isfinite(ordered[:, 1:])).any(axis=1)
     if tied.any():  # a run of equal kept values shares its average position
