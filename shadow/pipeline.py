@@ -179,7 +179,8 @@ class Pipeline:
         # is kept, whether a day is settled from memory now or read back by a later run.
         scores = np.asarray(work.predictor.predict(features[picked]),
                             dtype=np.float32).astype(float)
-        scores[~self.view.eligible[picked]] = np.nan
+        if not self.view.all_eligible[picked].all():
+            scores[~self.view.eligible[picked]] = np.nan
         weights, score_ranks = ranked_book(scores, self.portfolio.quantile)
         written = self._files.submit(self.predictions.write, version.track, version.version_id,
                                      days=pending, assets=self.view.assets, scores=scores,

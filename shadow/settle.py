@@ -86,10 +86,11 @@ class Settler:
             previous_weights = None
         next_rows = rows([view.position[d] + 1 for d in ready])
         outcomes = view.matrix[next_rows]
-        closed = (weights != 0) & np.isnan(outcomes)
-        if closed.any():  # the asset stopped reporting: closed at its last price
-            outcomes = np.where(closed, 0.0, outcomes)
-            self.universe.closed_positions += int(closed.sum())
+        if not view.complete[next_rows].all():
+            closed = (weights != 0) & np.isnan(outcomes)
+            if closed.any():  # the asset stopped reporting: closed at its last price
+                outcomes = np.where(closed, 0.0, outcomes)
+                self.universe.closed_positions += int(closed.sum())
         result = settle_days(scores, outcomes, previous_weights, self.portfolio,
                              weights=weights,  # the recorded book
                              score_ranks=score_ranks,

@@ -61,6 +61,11 @@ class MarketView:
                        for name, frame in window.extras.items()}
         self.min_assets = min_assets
         self.eligible = eligible(self.matrix)
+        # per day: every asset reported / eligible. Most days are, and the per-version checks
+        # over [days, assets] are then skipped: each is a pass over the block that also hands
+        # the GIL to the writing threads.
+        self.complete = ~np.isnan(self.matrix).any(axis=1)
+        self.all_eligible = self.eligible.all(axis=1)
         self._features: dict[tuple, np.ndarray | Future] = {}
         self._return_ranks: np.ndarray | Future | None = None  # from row _ranked_from on
         self._ranked_from = 0
