@@ -198,7 +198,9 @@ def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
 
     ``sorted_by_row`` is an argsort of each row with the dropped entries last and the values
     in that order, when the caller has them. A row without ties takes its ranks from that sort;
-    only rows with ties are ranked again (``scipy.stats.rankdata``, which averages them).
+    only rows with ties are ranked again (pandas' average rank, as ``scipy.stats.rankdata``
+    gives it: pandas is loaded already, where importing SciPy's statistics for the first tied
+    row would cost a fresh ``shadow run`` most of a second).
     """
     everything = bool(keep.all())
     masked = values if everything else np.where(keep, values, np.inf)  # dropped rank last
@@ -212,9 +214,7 @@ def _ranks_where(values: np.ndarray, keep: np.ndarray, *,
     equal = ordered[:, 1:] == ordered[:, :-1]
     tied = (equal if everything else equal & np.isfinite(ordered[:, 1:])).any(axis=1)
     if tied.any():  # a run of equal kept values shares its average position
-        from scipy.stats import rankdata  # rare with real-valued data: scipy only when needed
-
-        ranks[tied] = rankdata(masked[tied], axis=1)
+        ranks[tied] = pd.DataFrame(masked[tied]).rank(axis=1, method="average").to_numpy()
     if not everything:
         ranks[~keep] = np.nan
     return ranks
