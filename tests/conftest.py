@@ -6,10 +6,14 @@ schema, dropped afterwards, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -25,6 +29,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("COLUMNS", "200")
 
 POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL")
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 BACKENDS = [
@@ -92,6 +97,33 @@ def register(engine: Engine, artefacts_root: Path) -> Callable[..., str]:
         return register_stand_in(engine, artefacts_root, label, **identity)
 
     return _register
+
+
+# --------------------------------------------------------------------------- built once a run
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], T]) -> T:
+    """What ``build(directory)`` returns, built once per test run however many xdist workers
+    ask: the first takes a lock in the temporary directory the workers share and builds, the
+    others wait for it and reuse what it left (the value pickled beside the files). A build that
+    failed leaves nothing, and the next worker to ask tries again. What is built is read only:
+    a test copies it (bundles, panels) before it changes anything."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, above each worker's popen-gwN
+    directory, value_file = root / f"built-{name}", root / f"built-{name}.pickle"
+    with open(root / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if value_file.exists():
+            return pickle.loads(value_file.read_bytes())
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir()
+        value = build(directory)
+        partial = value_file.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(value))
+        partial.rename(value_file)
+        return value
 
 
 # --------------------------------------------------------------------------- an S3 bucket
