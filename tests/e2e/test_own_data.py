@@ -33,7 +33,7 @@ from registry.history import check_history
 from registry.landing import landed_days, track_source
 from registry.models import AuditEntry, ModelVersion
 from registry.testing import RegistryServer
-from tests.conftest import REPO
+from tests.conftest import JAX_CACHE_ENV, REPO
 from tests.e2e.conftest import BIN
 from tests.shadow.conftest import (
     OWN_DATA,
@@ -85,7 +85,9 @@ def test_own_panel_and_own_model_compete_and_the_gate_crowns_the_better(
         gate={"min_days": 20, "horizon_days": 60, "min_dsr": 0.5})
     with RegistryServer(database_url=db_url, artefacts_root=artefacts_root, workdir=tmp_path,
                         config=settings) as server:
-        env = {**server.env, "PODIUM_URL": server.url, "COLUMNS": "200"}
+        env = {**server.env, "PODIUM_URL": server.url, "COLUMNS": "200",
+               # the worker's warm JAX cache for the zoo's trainers (tests/conftest.py)
+               JAX_CACHE_ENV: os.environ[JAX_CACHE_ENV]}
         zoo = cli("zoo", "--all-active", env=env)
         assert zoo.returncode == 0, zoo.stdout + zoo.stderr
         assert zoo.stdout.count("registered as a challenger") >= len(SPECS)
