@@ -49,6 +49,17 @@ def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault(JAX_CACHE_ENV, str(tmp_path_factory.getbasetemp() / "jax-cache"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist workers, the modules that hold slow tests first, each module's tests still
+    together and in order. ``--dist loadgroup`` hands out the xdist groups first, then the rest
+    in this order: the long tests start early and the short ones even out the workers' ends,
+    instead of one worker finishing a long test while the other has nothing left."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: the order within each kind
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
