@@ -29,7 +29,7 @@ from registry.db import make_engine, read_session
 from registry.errors import NotFound
 from registry.evidence import read_leaderboard
 from registry.models import ShadowScore
-from tests.conftest import REPO
+from tests.conftest import JAX_CACHE_ENV, REPO
 from tests.e2e.conftest import BIN
 
 # one worker runs this module: its module fixture is built once
@@ -50,6 +50,7 @@ class DemoRun:
 def demo_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
     env.update(WANDB_MODE="disabled", COLUMNS="200", PYTHONUNBUFFERED="1")
+    env[JAX_CACHE_ENV] = os.environ[JAX_CACHE_ENV]  # the worker's warm cache (tests/conftest.py)
     return env
 
 

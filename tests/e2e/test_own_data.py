@@ -33,14 +33,13 @@ from registry.history import check_history
 from registry.landing import landed_days, track_source
 from registry.models import AuditEntry, ModelVersion
 from registry.testing import RegistryServer
-from tests.conftest import REPO
+from tests.conftest import JAX_CACHE_ENV, REPO
 from tests.e2e.conftest import BIN
 from tests.shadow.conftest import (
     OWN_DATA,
     PANEL_ASSETS,
     PANEL_DAYS,
     PANEL_LANDED,
-    land_panel,
     panel_config,
 )
 
@@ -73,9 +72,10 @@ def cli(tool: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 
 
 def test_own_panel_and_own_model_compete_and_the_gate_crowns_the_better(
-        engine: Engine, db_url: str, artefacts_root: Path, tmp_path: Path, tokens) -> None:
+        engine: Engine, db_url: str, artefacts_root: Path, tmp_path: Path, tokens,
+        landed) -> None:
     panel_dir = tmp_path / "panel"
-    land_panel(panel_dir, PANEL_LANDED)
+    landed(panel_dir, PANEL_LANDED)
     settings = own_data_config(
         tmp_path, server={"public_reads": False},
         # scored by `shadow run` below, not by the server's job; a liquid market's cost
@@ -85,7 +85,9 @@ def test_own_panel_and_own_model_compete_and_the_gate_crowns_the_better(
         gate={"min_days": 20, "horizon_days": 60, "min_dsr": 0.5})
     with RegistryServer(database_url=db_url, artefacts_root=artefacts_root, workdir=tmp_path,
                         config=settings) as server:
-        env = {**server.env, "PODIUM_URL": server.url, "COLUMNS": "200"}
+        env = {**server.env, "PODIUM_URL": server.url, "COLUMNS": "200",
+               # the worker's warm JAX cache for the zoo's trainers (tests/conftest.py)
+               JAX_CACHE_ENV: os.environ[JAX_CACHE_ENV]}
         zoo = cli("zoo", "--all-active", env=env)
         assert zoo.returncode == 0, zoo.stdout + zoo.stderr
         assert zoo.stdout.count("registered as a challenger") >= len(SPECS)
@@ -210,9 +212,9 @@ def assert_nothing_registered(engine: Engine) -> None:
 
 
 def test_bad_panel_stops_the_zoo_with_exit_2_and_registers_nothing(
-        engine: Engine, db_url: str, tmp_path: Path) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, landed) -> None:
     env = zoo_env(db_url, tmp_path)
-    land_panel(tmp_path / "panel", 200)
+    landed(tmp_path / "panel", 200)
     duplicate = next((tmp_path / "panel").glob("date=*/part-0.parquet"))
     (duplicate.parent / "part-1.parquet").write_bytes(duplicate.read_bytes())
     zoo = cli("zoo", "--all-active", env=env)
@@ -223,9 +225,9 @@ def test_bad_panel_stops_the_zoo_with_exit_2_and_registers_nothing(
 
 
 def test_a_rewritten_day_in_the_training_window_stops_the_zoo(
-        engine: Engine, db_url: str, tmp_path: Path) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, landed) -> None:
     env = zoo_env(db_url, tmp_path)
-    land_panel(tmp_path / "panel", 200)
+    landed(tmp_path / "panel", 200)
     config = panel_config(db_url, tmp_path / "artefacts", tmp_path / "panel")
     landed = landed_days(config)
     # the digests a shadow run records of the days it reads (here: all of them)

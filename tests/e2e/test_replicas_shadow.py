@@ -29,7 +29,6 @@ from tests.shadow.conftest import (
     OWN_DATA,
     PANEL_LANDED,
     land_panel,
-    train_on_panel,
     upload_panel,
 )
 
@@ -37,12 +36,6 @@ pytestmark = pytest.mark.slow
 TRACK = "own-equities"
 TICK_SECONDS, LEASE_SECONDS = 2, 5  # the shortest lease the configuration allows
 WAIT_SECONDS = 300.0  # for a batch of landed days to be scored (two replicas, a loaded machine)
-
-
-@pytest.fixture(scope="module")
-def panel_versions(tmp_path_factory) -> tuple[Path, Path, list[tuple[str, str, str]]]:
-    """Two built-in specs trained on the example panel's first days."""
-    return train_on_panel(tmp_path_factory.mktemp("replicas"), ("linear-5d", "revision"))
 
 
 def replica(name: str, db_url: str, bucket: ObjectStore, panel_url: str, endpoint: str,
@@ -94,8 +87,8 @@ def holder_pid(engine: Engine) -> str | None:
 
 def test_replicas_share_the_shadow_job_on_a_panel_in_the_bucket(
         engine: Engine, db_url: str, bucket_store: ObjectStore, s3_endpoint: str,
-        tmp_path: Path, panel_versions) -> None:
-    template_panel, template, versions = panel_versions
+        tmp_path: Path, panel_specs_trained) -> None:
+    template_panel, template, versions = panel_specs_trained  # two built-in specs
     panel = tmp_path / "panel"
     shutil.copytree(template_panel, panel)
     bucket = bucket_store.url.removeprefix("s3://").split("/")[0]

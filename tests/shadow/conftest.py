@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from registry import migrations, store
 from registry.config import PodiumConfig, load_config
 from registry.db import make_engine, read_session, write_session
+from tests.conftest import built_once
 from tests.zoo.conftest import tiny_config
 from zoo.runner import run_spec
 from zoo.specs import active_specs
@@ -19,22 +21,28 @@ from zoo.specs import active_specs
 SPECS = ("linear-5d", "resmom")
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
-    """(artefacts root, [(version_id, fingerprint, spec)]) with two real tiny bundles."""
-    base = tmp_path_factory.mktemp("trained")
+def train_tiny(base: Path, specs: tuple[str, ...]) -> tuple[Path, list[tuple[str, str, str]]]:
+    """(artefacts root, [(version_id, fingerprint, spec)]): ``specs`` of examples/tiny.yaml
+    trained through the zoo under ``base``."""
     url = f"sqlite:///{base / 'template.db'}"
     config = tiny_config(url, base / "artefacts")
     engine = make_engine(url)
     migrations.upgrade(engine)
     for spec in active_specs(config):
-        if spec.name in SPECS:
+        if spec.name in specs:
             assert run_spec(config, spec, engine=engine).status == "registered"
     with read_session(engine) as session:
         versions = [(v.version_id, v.fingerprint, v.spec_name)
                     for v in store.list_versions(session)]
     engine.dispose()
     return base / "artefacts", versions
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
+    """(artefacts root, [(version_id, fingerprint, spec)]) with two real tiny bundles, trained
+    once per run (every xdist worker reads the same ones)."""
+    return built_once(tmp_path_factory, "trained", lambda base: train_tiny(base, SPECS))
 
 
 def registered(config: PodiumConfig, db_url: str, versions: list[tuple[str, str, str]]):
@@ -81,6 +89,21 @@ def land_panel(path: Path, through_day: int, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.fixture(scope="session")
+def landed(tmp_path_factory) -> Callable[[Path, int], None]:
+    """``landed(path, through_day)`` leaves at ``path`` what ``land_panel(path, through_day)``
+    writes there (the pipeline is deterministic): a copy of the days landed once per run."""
+
+    def _landed(path: Path, through_day: int) -> None:
+        def land(base: Path) -> Path:
+            land_panel(base / "panel", through_day)
+            return base / "panel"
+
+        shutil.copytree(built_once(tmp_path_factory, f"panel-{through_day}", land), path)
+
+    return _landed
+
+
 def upload_panel(panel: Path, bucket, prefix: str, uploaded: set[str] | None = None
                  ) -> set[str]:
     """Land ``panel``'s partition files not in ``uploaded`` in ``bucket`` under ``prefix/``,
@@ -103,9 +126,8 @@ def panel_config(db_url: str, root: Path, panel: Path) -> PodiumConfig:
 
 def train_on_panel(base: Path, specs: tuple[str, ...]
                    ) -> tuple[Path, Path, list[tuple[str, str, str]]]:
-    """(panel, artefacts root, versions): the example panel's first days landed under
-    ``base``, and ``specs`` trained on them through the zoo."""
-    land_panel(base / "panel", PANEL_LANDED)
+    """(panel, artefacts root, versions): ``specs`` trained through the zoo on the panel landed
+    at ``base / "panel"``."""
     url = f"sqlite:///{base / 'template.db'}"
     config = panel_config(url, base / "artefacts", base / "panel")
     engine = make_engine(url)
@@ -121,10 +143,24 @@ def train_on_panel(base: Path, specs: tuple[str, ...]
 
 
 @pytest.fixture(scope="session")
-def panel_trained(tmp_path_factory) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+def panel_specs_trained(tmp_path_factory, landed
+                        ) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+    """The example panel's first days, and its ``linear-5d`` and ``revision`` specs trained on
+    them (see :func:`train_on_panel`), once per run."""
+
+    def build(base: Path) -> tuple[Path, Path, list[tuple[str, str, str]]]:
+        landed(base / "panel", PANEL_LANDED)
+        return train_on_panel(base, ("linear-5d", "revision"))
+
+    return built_once(tmp_path_factory, "panel-trained", build)
+
+
+@pytest.fixture(scope="session")
+def panel_trained(panel_specs_trained) -> tuple[Path, Path, list[tuple[str, str, str]]]:
     """The example panel's first days, and its ``revision`` spec (an extra feature column)
-    trained on them (see :func:`train_on_panel`)."""
-    return train_on_panel(tmp_path_factory.mktemp("panel"), ("revision",))
+    trained on them: :func:`panel_specs_trained` with that version only."""
+    panel, artefacts, versions = panel_specs_trained
+    return panel, artefacts, [v for v in versions if v[2] == "revision"]
 
 
 @pytest.fixture

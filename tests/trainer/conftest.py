@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.shadow.conftest import landed  # noqa: F401  (the example panel, landed once a run)
 from trainer.checksums import SUMS_NAME, write_sha256sums
 from trainer.config import MarketConfig, ResolvedConfig, RunSettings, TrainConfig
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trainer.checksums import sums_digest, verify_sha256sums
+from trainer.compilation_cache import ENV
 from trainer.config import ResolvedConfig
 from trainer.train import train_and_evaluate
 
@@ -28,8 +29,9 @@ def _run(config_file: Path, out: Path, **env: str) -> subprocess.CompletedProces
 
 @pytest.mark.slow
 def test_success_prints_one_json_line_and_writes_offline_wandb_files_outside(
-    make_config: Callable[..., ResolvedConfig], tmp_path: Path
+    make_config: Callable[..., ResolvedConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv(ENV, raising=False)  # the cache's default place, checked below
     config_file = tmp_path / "resolved.json"
     config_file.write_text(make_config(model="mlp").model_dump_json())
     wandb_dir = tmp_path / "wandb-runs"

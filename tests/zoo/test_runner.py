@@ -23,6 +23,7 @@ from tests.zoo.conftest import TINY
 from trainer.config import TrainConfig
 from trainer.dataset import open_feed
 from trainer.features import forward_target
+from zoo import runner
 from zoo.runner import run_spec
 from zoo.runs import read_runs
 from zoo.specs import active_specs
@@ -101,10 +102,12 @@ MISBEHAVING = {
 
 @pytest.mark.parametrize("behaviour", sorted(MISBEHAVING))
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # nothing reaches the database
-def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour):
+def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour,
+                                                                     monkeypatch):
     config, engine = tiny
     faulty = config
-    if behaviour == "hang":  # hard deadline = 1 s budget + 15 s
+    if behaviour == "hang":  # hard deadline = 1 s budget + the grace (15 s; 2 s to wait out here)
+        monkeypatch.setattr(runner, "HARD_KILL_GRACE_SECONDS", 2.0)
         faulty = config.model_copy(update={"trainer": config.trainer.model_copy(
             update={"time_budget_seconds": 1.0})})
     script = tmp_path / f"{behaviour}.py"
@@ -114,7 +117,7 @@ def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_p
     expected = {"crash": ("failed", "exit code 1"),
                 "garbage": ("failed", "printed 2 line(s) on stdout instead of one JSON result"),
                 "error-json": ("failed", "the trainer failed: bad knob"),
-                "hang": ("timeout", "killed at the hard deadline (16 s")}[behaviour]
+                "hang": ("timeout", "killed at the hard deadline (3 s = budget + 2 s)")}[behaviour]
     assert record.status == expected[0]
     assert expected[1] in record.message
     assert registered(engine) == {}
