@@ -176,10 +176,13 @@ def _compiled_insert(statement: Insert, dialect: Dialect, columns: tuple[str, ..
     """``statement``'s SQL for one row of ``columns``, the positional parameter order (None:
     named) and each column's bind processor."""
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-    processors = [statement.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                  for name in columns]
     return (str(compiled), tuple(compiled.positiontup) if compiled.positional else None,
-            processors)
+            bind_processors(statement.table, columns, dialect))
+
+
+def bind_processors(table: Any, columns: tuple[str, ...], dialect: Dialect) -> list:
+    """The dialect's bind processor (None: the value goes as it is) of each of ``columns``."""
+    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
 
 
 @functools.lru_cache(maxsize=64)

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
-from registry.db import bound_columns, insert_columns
+from registry.db import bind_processors, bound_columns, insert_columns
 from registry.models import ShadowScore
 
 COLUMNS = ("version_id", "day", "gross", "turnover", "cost", "net", "rank_ic", "n_assets",
@@ -66,8 +66,7 @@ def _postgresql_statement(dialect: Dialect) -> tuple[str, tuple[str, ...] | None
         list(COLUMNS), select(literal_column("*")).select_from(func.unnest(*arrays)))
     compiled = statement.on_conflict_do_nothing(index_elements=["version_id", "day"]).compile(
         dialect=dialect, column_keys=list(COLUMNS))
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                  for name in COLUMNS]
+    processors = bind_processors(table, COLUMNS, dialect)
     order = tuple(compiled.positiontup) if compiled.positional else None
     return str(compiled), order, processors
 

@@ -11,7 +11,7 @@ import pytest
 from registry.testing import RegistryServer
 from tests.api.conftest import tokens  # noqa: F401  (a token per scope)
 from tests.shadow.conftest import (  # noqa: F401  (the example panel, landed and trained once)
-    landed,
+    landed_panel,
     panel_specs_trained,
 )
 

@@ -73,9 +73,9 @@ def cli(tool: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 
 def test_own_panel_and_own_model_compete_and_the_gate_crowns_the_better(
         engine: Engine, db_url: str, artefacts_root: Path, tmp_path: Path, tokens,
-        landed) -> None:
+        landed_panel) -> None:
     panel_dir = tmp_path / "panel"
-    landed(panel_dir, PANEL_LANDED)
+    landed_panel(panel_dir, PANEL_LANDED)
     settings = own_data_config(
         tmp_path, server={"public_reads": False},
         # scored by `shadow run` below, not by the server's job; a liquid market's cost
@@ -212,9 +212,9 @@ def assert_nothing_registered(engine: Engine) -> None:
 
 
 def test_bad_panel_stops_the_zoo_with_exit_2_and_registers_nothing(
-        engine: Engine, db_url: str, tmp_path: Path, landed) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, landed_panel) -> None:
     env = zoo_env(db_url, tmp_path)
-    landed(tmp_path / "panel", 200)
+    landed_panel(tmp_path / "panel", 200)
     duplicate = next((tmp_path / "panel").glob("date=*/part-0.parquet"))
     (duplicate.parent / "part-1.parquet").write_bytes(duplicate.read_bytes())
     zoo = cli("zoo", "--all-active", env=env)
@@ -225,9 +225,9 @@ def test_bad_panel_stops_the_zoo_with_exit_2_and_registers_nothing(
 
 
 def test_a_rewritten_day_in_the_training_window_stops_the_zoo(
-        engine: Engine, db_url: str, tmp_path: Path, landed) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, landed_panel) -> None:
     env = zoo_env(db_url, tmp_path)
-    landed(tmp_path / "panel", 200)
+    landed_panel(tmp_path / "panel", 200)
     config = panel_config(db_url, tmp_path / "artefacts", tmp_path / "panel")
     landed = landed_days(config)
     # the digests a shadow run records of the days it reads (here: all of them)

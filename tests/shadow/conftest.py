@@ -90,9 +90,10 @@ def land_panel(path: Path, through_day: int, *extra: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def landed(tmp_path_factory) -> Callable[[Path, int], None]:
-    """``landed(path, through_day)`` leaves at ``path`` what ``land_panel(path, through_day)``
-    writes there (the pipeline is deterministic): a copy of the days landed once per run."""
+def landed_panel(tmp_path_factory) -> Callable[[Path, int], None]:
+    """``landed_panel(path, through_day)`` leaves at ``path`` what
+    ``land_panel(path, through_day)`` writes there (the pipeline is deterministic): a copy of
+    the days landed once per run."""
 
     def _landed(path: Path, through_day: int) -> None:
         def land(base: Path) -> Path:
@@ -143,13 +144,13 @@ def train_on_panel(base: Path, specs: tuple[str, ...]
 
 
 @pytest.fixture(scope="session")
-def panel_specs_trained(tmp_path_factory, landed
+def panel_specs_trained(tmp_path_factory, landed_panel
                         ) -> tuple[Path, Path, list[tuple[str, str, str]]]:
     """The example panel's first days, and its ``linear-5d`` and ``revision`` specs trained on
     them (see :func:`train_on_panel`), once per run."""
 
     def build(base: Path) -> tuple[Path, Path, list[tuple[str, str, str]]]:
-        landed(base / "panel", PANEL_LANDED)
+        landed_panel(base / "panel", PANEL_LANDED)
         return train_on_panel(base, ("linear-5d", "revision"))
 
     return built_once(tmp_path_factory, "panel-trained", build)

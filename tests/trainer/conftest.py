@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shadow.conftest import landed  # noqa: F401  (the example panel, landed once a run)
+from tests.shadow.conftest import landed_panel  # noqa: F401  (the example panel, landed once)
 from trainer.checksums import SUMS_NAME, write_sha256sums
 from trainer.config import MarketConfig, ResolvedConfig, RunSettings, TrainConfig
 

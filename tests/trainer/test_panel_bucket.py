@@ -126,12 +126,12 @@ def test_an_unreachable_or_missing_bucket_is_named_without_secrets(s3_endpoint: 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # about reading the panel
 def test_the_zoo_trains_on_a_panel_in_the_bucket(engine: Engine, db_url: str,
                                                  bucket_store: ObjectStore, s3_endpoint: str,
-                                                 tmp_path: Path, landed,
+                                                 tmp_path: Path, landed_panel,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The same version as on disk (the path is no part of its identity), trained by a
     trainer child that has the bucket's settings from the configuration only."""
     # 200 days hold a training window; each is uploaded, then read by every resolve and the trainer
-    landed(tmp_path / "panel", 200)
+    landed_panel(tmp_path / "panel", 200)
     local = panel_config(db_url, tmp_path / "artefacts", tmp_path / "panel")
     upload_panel(tmp_path / "panel", bucket_store, "panel")
     data = local.data.model_copy(update={"path": f"{bucket_store.url}/panel"})
