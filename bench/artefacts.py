@@ -5,8 +5,9 @@ once by the real trainer (two epochs: the bundle's files are those of a full run
 local artefacts root and for a bucket on moto's S3 server on loopback (real HTTP, real client,
 in this process):
 
-- **register**: commit a fresh copy of the bundle (a rename on disk; in the bucket each file
-  uploaded and checked, ``SHA256SUMS`` last) and register it, which verifies every file;
+- **register**: commit a fresh copy of the bundle (a rename on disk; in the bucket one archive
+  of its files, each checked as it is packed, uploaded in one request) and register it, which
+  verifies every file;
 - **cold load**: a consumer's ``load_champion`` against a real ``registry serve``: from the
   shared directory, or, with no shared disk, downloading the bundle over the API (one tar) into
   an empty cache; verified and restored either way (the process's restored-model cache is

@@ -1,5 +1,6 @@
 """A bundle as one tar stream: what ``GET /versions/{id}/bundle.tar`` sends and a consumer
-unpacks, so that loading a champion costs one request rather than one per file.
+unpacks, so that loading a champion costs one request rather than one per file; in a bucket,
+the one object a bundle is stored as (:func:`pack`, read back by :func:`read_files`).
 
 The stream is a plain POSIX (pax) tar that ``tar -x`` reads: ``SHA256SUMS`` first, then every
 file it lists, as regular files with no owner and no timestamp. Unpacking accepts nothing else:
@@ -11,6 +12,7 @@ it vouches for nothing.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import tarfile
@@ -40,10 +42,42 @@ def members(bundle: Path) -> list[Member]:
     entries = []
     for rel in [SUMS_NAME, *read_sha256sums(bundle)]:
         path = bundle / rel
-        info = tarfile.TarInfo(rel)
-        info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
-        entries.append(Member(info.tobuf(format=tarfile.PAX_FORMAT), path, info.size))
+        size = path.stat().st_size
+        entries.append(Member(_header(rel, size), path, size))
     return entries
+
+
+def _header(rel: str, size: int) -> bytes:
+    info = tarfile.TarInfo(rel)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def pack(bundle: Path, sums: bytes, listed: dict[str, str]) -> bytes:
+    """The archive of a sealed local bundle in one piece (what :func:`stream` yields), each
+    file checked against ``listed`` (its ``SHA256SUMS``, whose bytes are ``sums``) as it is
+    read: a file changed since the bundle was sealed is refused, never packed."""
+    files = {SUMS_NAME: sums}
+    for rel, expected in listed.items():
+        path = bundle / rel
+        files[rel] = data = path.read_bytes()
+        if (actual := hashlib.sha256(data).hexdigest()) != expected:
+            raise IntegrityFailure(f"{path}: changed since its bundle was sealed (expected "
+                                   f"{expected[:12]}…, found {actual[:12]}…)")
+    return pack_files(files)
+
+
+def pack_files(files: dict[str, bytes]) -> bytes:
+    """An archive of these files, in this order (:func:`read_files` gives them back)."""
+    parts = []
+    for rel, data in files.items():
+        parts += [_header(rel, len(data)), data, _padding(len(data))]
+    parts.append(b"\0" * (2 * tarfile.BLOCKSIZE))
+    return b"".join(parts)
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % tarfile.BLOCKSIZE)
 
 
 def archive_size(entries: list[Member]) -> int:
@@ -104,11 +138,7 @@ def unpack(chunks: Iterable[bytes], target: Path, *, name: str) -> int:
     try:
         with tarfile.open(fileobj=io.BufferedReader(_Chunks(chunks), CHUNK), mode="r|") as tar:
             for member in tar:
-                if not member.isreg():
-                    raise IntegrityFailure(f"{name}: the bundle's archive holds "
-                                           f"{member.name[:200]!r}, not a regular file")
-                if tarfile.data_filter(member, str(target)).name != member.name:
-                    raise tarfile.FilterError(f"{member.name[:200]!r}: not a relative path")
+                _check(member, name)
                 path = target / member.name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
@@ -119,3 +149,29 @@ def unpack(chunks: Iterable[bytes], target: Path, *, name: str) -> int:
     except (tarfile.TarError, FileExistsError) as exc:
         raise IntegrityFailure(f"{name}: the bundle's archive is damaged ({exc})") from None
     return written
+
+
+def read_files(data: bytes, *, name: str) -> dict[str, bytes]:
+    """An archive's files, in its order, from its bytes in memory; refused as :func:`unpack`
+    refuses (a link, a name outside the bundle or given twice, a truncated archive)."""
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                _check(member, name)
+                if member.name in files:
+                    raise tarfile.TarError(f"{member.name[:200]!r} given twice")
+                source = tar.extractfile(member)
+                assert source is not None  # a regular file
+                files[member.name] = source.read()
+    except tarfile.TarError as exc:
+        raise IntegrityFailure(f"{name}: the bundle's archive is damaged ({exc})") from None
+    return files
+
+
+def _check(member: tarfile.TarInfo, name: str) -> None:
+    if not member.isreg():
+        raise IntegrityFailure(f"{name}: the bundle's archive holds {member.name[:200]!r}, "
+                               "not a regular file")
+    if tarfile.data_filter(member, "/bundle").name != member.name:
+        raise tarfile.FilterError(f"{member.name[:200]!r}: not a relative path")

@@ -1,25 +1,26 @@
 """Where a version's bundle lives, how it is committed to the artefact store, and whether its
 files (or, for an external version, its provenance) are what was registered.
 
-A bundle is the objects under ``models/<track>/<version_id>/`` and exists once its
-``SHA256SUMS`` does. On a local store it is renamed into place whole; in a bucket each file is
-uploaded under the bundle's key and checked as it lands, and the bundle committed by writing
-``SHA256SUMS`` last, only where none is (a committed bundle is never written over). A failed
-upload removes what it wrote; one interrupted before that leaves objects without a
-``SHA256SUMS``, which no reader takes for a bundle, the next commit replaces and ``registry gc``
-removes. Verification checks every object against ``SHA256SUMS``, and ``SHA256SUMS`` against the
-digest registered.
+On a local store a bundle is the directory ``models/<track>/<version_id>/``, renamed into
+place whole, and exists once its ``SHA256SUMS`` does. In a bucket it is one object,
+``models/<track>/<version_id>.tar``: the archive a consumer downloads
+(:mod:`registry.bundle_archive`: ``SHA256SUMS`` first, then every file it lists), written in
+one request only where none is. Every request to a bucket costs a round trip, so a bundle of
+many small files is committed, checked and fetched in one each, not one per file; and since a
+store writes an object whole or not at all, no reader ever sees half a bundle, an interrupted
+upload leaves nothing behind, and a committed bundle is never written over. Verification
+checks every file against ``SHA256SUMS``, and ``SHA256SUMS`` against the digest registered.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
+from registry import bundle_archive
 from registry.bundle_cache import cache_bundle
 from registry.errors import IntegrityFailure
 from registry.ids import validate_slug, validate_version_id
@@ -29,17 +30,23 @@ from registry.storage import (
     ArtefactStore,
     LocalStore,
     StorageUnavailable,
-    StoredObject,
     open_store,
 )
 from trainer.checksums import (
     SUMS_NAME,
     IntegrityError,
+    check_listing,
     parse_sha256sums,
+    read_sha256sums,
+    sums_digest,
     verified_digest,
 )
 
 STAGING_PREFIX = "staging"  # where earlier releases uploaded bundles before copying them
+ARCHIVE_SUFFIX = ".tar"  # a bundle in a bucket: models/<track>/<version_id>.tar
+CHECKED_ARCHIVES = 4096  # archives (by SHA-256) whose check a process remembers
+_checked_archives: dict[str, str] = {}  # archive's SHA-256 -> digest of its SHA256SUMS
+_committed_here: dict[tuple[str, str], str] = {}  # (store, archive) -> SHA-256 this process put
 
 
 def bundle_key(*, track: str, version_id: str) -> str:
@@ -67,56 +74,85 @@ def verify_bundle(path: Path, *, expected_digest: str | None = None,
         raise IntegrityFailure(_relative_to(str(exc), artefacts_root)) from None
 
 
-def verify_stored_bundle(store: ArtefactStore, key: str, *,
-                         expected_digest: str | None = None) -> str:
-    """:func:`verify_bundle` for a bundle in any store; returns the digest of SHA256SUMS."""
+def verify_stored_bundle(store: ArtefactStore, key: str, *, expected_digest: str | None = None,
+                         committed_here: bool = False) -> str:
+    """:func:`verify_bundle` for a bundle in any store; returns the digest of SHA256SUMS.
+
+    In a bucket the bundle's archive is read and every file checked, unless this process has
+    already checked these very bytes: the object's ETag (one HEAD) still proves the bytes this
+    process wrote or read there, whose check it remembers. With ``committed_here`` (registering
+    what was just committed), a bundle this process committed, whose archive it has not seen
+    change since, is taken on its commit's proof: the store's answer to that create-only write
+    was the MD5 of the bytes sent, whose every file had been checked; no request is made."""
     if isinstance(store, LocalStore):
         return verify_bundle(store.local_path(key), expected_digest=expected_digest,
                              artefacts_root=store.root)
-    sums = f"{key}/{SUMS_NAME}"
+    archive = archive_key(key)
+    committed = _committed_here.get((store.url, archive))
+    if committed_here and committed and committed == store.known_sha256(archive) and (
+            digest := _checked_archives.get(committed)):
+        return _expected(key, digest, expected_digest)
     try:
-        raw = store.get(sums)
+        stamp = store.stat(archive).stamp
     except FileNotFoundError:
-        raise IntegrityFailure(f"{sums}: missing; the bundle was never committed") from None
-    try:
-        listed = parse_sha256sums(raw.decode("utf-8"), where=sums)
-    except UnicodeDecodeError as exc:
-        raise IntegrityFailure(f"{sums}: not UTF-8 text ({exc.reason})") from None
-    except IntegrityError as exc:
-        raise IntegrityFailure(str(exc)) from None
-    objects = {item.key[len(key) + 1:]: item for item in store.list(key)}
-    present = set(objects) - {SUMS_NAME}
-    if missing := sorted(set(listed) - present):
-        raise IntegrityFailure(f"{key}: listed in {SUMS_NAME} but missing: {missing[0]}")
-    if unlisted := sorted(present - set(listed)):
-        raise IntegrityFailure(f"{key}: not listed in {SUMS_NAME}: {unlisted[0]}")
-    actuals = store.each(lambda rel: _stored_sha256(store, objects[rel]), list(listed))
-    for (rel, expected), actual in zip(listed.items(), actuals, strict=True):
-        if actual != expected:
-            raise IntegrityFailure(f"{key}: checksum mismatch for {rel} "
-                                   f"(expected {expected[:12]}…, found {actual[:12]}…)")
-    digest = hashlib.sha256(raw).hexdigest()
+        raise IntegrityFailure(f"{archive}: missing; the bundle was never committed") from None
+    known = store.known_sha256(archive, stamp=stamp)
+    digest = _checked_archives.get(known) if known else None
+    if digest is None:
+        try:
+            digest = _check_archive(store.get(archive), name=key)
+        except FileNotFoundError:
+            raise IntegrityFailure(f"{archive}: missing; the bundle was never committed") from None
+    return _expected(key, digest, expected_digest)
+
+
+def _expected(key: str, digest: str, expected_digest: str | None) -> str:
     if expected_digest is not None and digest != expected_digest:
         raise IntegrityFailure(f"{key}: SHA256SUMS differs from the one registered "
                                "(the bundle was replaced)")
     return digest
 
 
-def _stored_sha256(store: ArtefactStore, item: StoredObject) -> str:
-    """The SHA-256 of a listed object: known without reading it when this process wrote it,
-    the store proved receiving those bytes, and the listing shows it is still that object."""
-    return (store.written_sha256(item.key, stamp=item.stamp)
-            or hashlib.sha256(store.get(item.key)).hexdigest())
+def archive_key(key: str) -> str:
+    """The one object a bundle is in a bucket: ``models/<track>/<version_id>.tar``."""
+    return f"{key}{ARCHIVE_SUFFIX}"
+
+
+def _check_archive(data: bytes, *, name: str) -> str:
+    """Check a bundle's archive (every file against its SHA256SUMS); returns the digest of
+    SHA256SUMS, remembered for the archive's SHA-256 (the same bytes always check the same)."""
+    files = bundle_archive.read_files(data, name=name)
+    raw = files.pop(SUMS_NAME, None)
+    if raw is None:
+        raise IntegrityFailure(f"{name}: the bundle's archive holds no {SUMS_NAME}")
+    try:
+        listed = parse_sha256sums(raw.decode("utf-8"), where=f"{name}/{SUMS_NAME}")
+        check_listing(name, listed, files, lambda rel: hashlib.sha256(files[rel]).hexdigest())
+    except UnicodeDecodeError as exc:
+        raise IntegrityFailure(f"{name}/{SUMS_NAME}: not UTF-8 text ({exc.reason})") from None
+    except IntegrityError as exc:
+        raise IntegrityFailure(str(exc)) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    _remember_archive(hashlib.sha256(data).hexdigest(), digest)
+    return digest
+
+
+def _remember_archive(archive_sha256: str, digest: str) -> None:
+    if len(_checked_archives) >= CHECKED_ARCHIVES:
+        _checked_archives.clear()
+        _committed_here.clear()
+    _checked_archives[archive_sha256] = digest
 
 
 def commit_bundle(store: ArtefactStore, local_dir: Path, key: str) -> None:
-    """Put a sealed local bundle at ``key``: renamed on a local store; in a bucket, every file
-    listed in its ``SHA256SUMS`` uploaded and checked, then ``SHA256SUMS`` written last.
+    """Put a sealed local bundle at ``key``: renamed on a local store; in a bucket, packed into
+    one archive (each file checked against ``SHA256SUMS`` as it is read) and written in one
+    request, only where no bundle is, then checked against what the store says it received
+    (its ETag, the MD5 of those bytes), or read back where that proves nothing.
 
-    The caller has verified ``local_dir``; each file is checked again as it is read, and once
-    uploaded, against what the store says it received (its ETag, the MD5 of those bytes), or
-    read back where that proves nothing. A bundle already committed at ``key`` is refused
-    (``FileExistsError``), as the rename refuses on disk."""
+    A bundle already committed at ``key`` is refused (``FileExistsError``), as the rename
+    refuses on disk. One object written in one request is never seen half-written; an upload
+    cut off leaves nothing, and an archive the store damaged on its way is removed."""
     if isinstance(store, LocalStore):
         final = store.local_path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -127,109 +163,77 @@ def commit_bundle(store: ArtefactStore, local_dir: Path, key: str) -> None:
         listed = parse_sha256sums(sums.decode("utf-8"), where=str(local_dir / SUMS_NAME))
     except (UnicodeDecodeError, IntegrityError) as exc:
         raise IntegrityFailure(f"{local_dir / SUMS_NAME}: {exc}") from None
-    there = store.list(key)
-    if any(item.key == f"{key}/{SUMS_NAME}" for item in there):
-        raise FileExistsError(f"{store.location(key)}: a committed bundle is there already")
-    store.delete_many(item.key for item in there)  # leftovers of an interrupted commit
+    data = bundle_archive.pack(local_dir, sums, listed)
+    archive, sha = archive_key(key), hashlib.sha256(data).hexdigest()
     try:
-        store.each(lambda rel: _upload(store, local_dir / rel, f"{key}/{rel}", listed[rel]),
-                   list(listed))
-        store.put_new(f"{key}/{SUMS_NAME}", sums)
+        store.put_new(archive, data)
     except FileExistsError:
-        raise  # another commit of this bundle won: what is there is its
-    except BaseException:
-        with contextlib.suppress(StorageUnavailable):  # a store down keeps them: gc's to remove
-            store.delete_many(f"{key}/{rel}" for rel in listed)
-        raise
-
-
-def _upload(store: ArtefactStore, path: Path, target: str, expected: str) -> None:
-    data = path.read_bytes()
-    if (actual := hashlib.sha256(data).hexdigest()) != expected:
-        raise IntegrityFailure(f"{path}: changed since its bundle was sealed (expected "
-                               f"{expected[:12]}…, found {actual[:12]}…)")
-    store.put(target, data)
-    if store.written_sha256(target) != expected:  # the store's answer proved nothing: read it
-        stored = hashlib.sha256(store.get(target)).hexdigest()
-        if stored != expected:
-            raise IntegrityFailure(f"{store.location(target)}: damaged on upload (expected "
-                                   f"{expected[:12]}…, stored {stored[:12]}…)")
+        raise FileExistsError(f"{store.location(archive)}: a committed bundle is there "
+                              "already") from None
+    if store.known_sha256(archive) != sha:  # the store's answer proved nothing: read it back
+        stored = hashlib.sha256(store.get(archive)).hexdigest()
+        if stored != sha:
+            with contextlib.suppress(StorageUnavailable):  # a store down keeps it: unregistered
+                store.delete(archive)
+            raise IntegrityFailure(f"{store.location(archive)}: damaged on upload (expected "
+                                   f"{sha[:12]}…, stored {stored[:12]}…)")
+    _remember_archive(sha, hashlib.sha256(sums).hexdigest())
+    _committed_here[(store.url, archive)] = sha
 
 
 def bundle_exists(store: ArtefactStore, key: str) -> bool:
-    """A bundle is there once its SHA256SUMS is (written last)."""
-    return store.exists(f"{key}/{SUMS_NAME}")
-
-
-def bundle_manifest(store: ArtefactStore, key: str, *, expected_digest: str
-                    ) -> list[dict[str, Any]]:
-    """``[{path, size, sha256}]`` of a registered bundle, SHA256SUMS first, checked against
-    the registered digest (the files themselves are checked by whoever downloads them)."""
-    try:
-        raw = store.get(f"{key}/{SUMS_NAME}")
-    except FileNotFoundError:
-        raise IntegrityFailure(f"{key}/{SUMS_NAME}: missing") from None
-    if hashlib.sha256(raw).hexdigest() != expected_digest:
-        raise IntegrityFailure(f"{key}: SHA256SUMS differs from the one registered "
-                               "(the bundle was replaced)")
-    try:
-        listed = parse_sha256sums(raw.decode("utf-8"), where=f"{key}/{SUMS_NAME}")
-    except (UnicodeDecodeError, IntegrityError) as exc:
-        raise IntegrityFailure(f"{key}/{SUMS_NAME}: {exc}") from None
-    sizes = {item.key[len(key) + 1:]: item.size for item in store.list(key)}
-    files = [{"path": SUMS_NAME, "size": len(raw), "sha256": expected_digest}]
-    for rel, digest in listed.items():
-        if rel not in sizes:
-            raise IntegrityFailure(f"{key}: listed in {SUMS_NAME} but missing: {rel}")
-        files.append({"path": rel, "size": sizes[rel], "sha256": digest})
-    return files
-
-
-def listed_file(store: ArtefactStore, key: str, *, expected_digest: str, path: str
-                ) -> dict[str, Any] | None:
-    """One entry of :func:`bundle_manifest` (None: not in the bundle). A registered bundle
-    never changes, so a bucket's manifest is read once per process and digest (every file
-    request would otherwise cost two more round trips)."""
+    """A bundle is there once its SHA256SUMS (on disk) or its archive (in a bucket) is."""
     if isinstance(store, LocalStore):
-        files = bundle_manifest(store, key, expected_digest=expected_digest)
-    else:
-        files = _remembered_manifest(store, key, expected_digest)
-    return next((entry for entry in files if entry["path"] == path), None)
+        return store.exists(f"{key}/{SUMS_NAME}")
+    return store.exists(archive_key(key))
 
 
-@functools.lru_cache(maxsize=256)
-def _remembered_manifest(store: ArtefactStore, key: str, digest: str) -> list[dict[str, Any]]:
-    return bundle_manifest(store, key, expected_digest=digest)
+def remove_bundle(store: ArtefactStore, key: str) -> int:
+    """Delete a bundle (its directory, or its archive and anything under its key); returns
+    the bytes freed."""
+    freed = store.delete_prefix(key)
+    if not isinstance(store, LocalStore):
+        with contextlib.suppress(FileNotFoundError):
+            freed += store.stat(archive_key(key)).size
+            store.delete(archive_key(key))
+    return freed
+
+
+def manifest(bundle: Path) -> list[dict[str, Any]]:
+    """``[{path, size, sha256}]`` of a verified local bundle, SHA256SUMS first (its digest is
+    the bundle's)."""
+    listed = read_sha256sums(bundle)
+    files = [{"path": SUMS_NAME, "size": (bundle / SUMS_NAME).stat().st_size,
+              "sha256": sums_digest(bundle)}]
+    files += [{"path": rel, "size": (bundle / rel).stat().st_size, "sha256": digest}
+              for rel, digest in listed.items()]
+    return files
 
 
 def fetch_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
                  cache_root: Path | None) -> Path:
     """A local, verified copy of a registered bundle: the bundle itself on a local store; from
-    a bucket, ``<cache_root>/<digest>``, downloaded once (a verified copy is reused)."""
+    a bucket, ``<cache_root>/<digest>``, its archive downloaded and unpacked once (a verified
+    copy is reused)."""
     if isinstance(store, LocalStore):
         return store.local_path(key)
     if cache_root is None:
         raise ValueError(f"a bundle from {store.url} needs a local cache directory")
 
     def download(partial: Path) -> int:
-        objects = store.list(key)
-        if not objects:
-            raise IntegrityFailure(f"{key}: bundle not found in the artefact store")
-        def fetch(item: StoredObject) -> None:
-            path = partial / item.key[len(key) + 1:]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(store.get(item.key))
-
-        store.each(fetch, objects)
-        return sum(item.size for item in objects)
+        try:
+            return bundle_archive.unpack(store.iter_chunks(archive_key(key)), partial, name=key)
+        except FileNotFoundError:
+            raise IntegrityFailure(f"{key}: bundle not found in the artefact store") from None
 
     return cache_bundle(Path(cache_root), expected_digest, name=key, download=download)[0]
 
 
 def verified_local_bundle(store: ArtefactStore, key: str, *, expected_digest: str,
                           cache_root: Path) -> Path:
-    """A registered bundle on this machine, verified now, to send whole: the bundle itself on a
-    local store; from a bucket, :func:`fetch_bundle`'s copy under ``cache_root``."""
+    """A registered bundle on this machine, verified now, to send whole or file by file: the
+    bundle itself on a local store; from a bucket, :func:`fetch_bundle`'s copy under
+    ``cache_root``."""
     if isinstance(store, LocalStore):
         verify_bundle(store.local_path(key), expected_digest=expected_digest,
                       artefacts_root=store.root)

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from registry.config import PodiumConfig
 from registry.db import read_session, write_session
-from registry.integrity import STAGING_PREFIX
+from registry.integrity import ARCHIVE_SUFFIX, STAGING_PREFIX, remove_bundle
 from registry.lifecycle import Action, State
 from registry.models import AuditEntry, ModelVersion, utcnow
 from registry.storage import StoredObject, artefact_store
@@ -99,7 +99,8 @@ def apply_gc(config: PodiumConfig, engine: Engine, plan: GcPlan) -> int:
             shutil.rmtree(item.location, ignore_errors=True)
             freed += item.size
         else:
-            freed += artefacts.delete_prefix(item.location)
+            freed += (artefacts.delete_prefix(item.location) if item.kind == "staging"
+                      else remove_bundle(artefacts, item.location))
     return freed
 
 
@@ -130,12 +131,16 @@ def _rollback_targets(session: Session, versions: dict[str, ModelVersion]) -> di
 
 
 def _groups(objects: list[StoredObject], *, depth: int) -> dict[str, list[StoredObject]]:
-    """Objects grouped by their first ``depth`` key parts (a bundle, a staging upload)."""
+    """Objects grouped by their first ``depth`` key parts (a bundle, a staging upload); a
+    bundle's archive in a bucket (``models/<track>/<version_id>.tar``) is its bundle's group."""
     groups: dict[str, list[StoredObject]] = {}
     for item in objects:
         parts = item.key.split("/")
-        if len(parts) > depth:
-            groups.setdefault("/".join(parts[:depth]), []).append(item)
+        if len(parts) == depth and parts[-1].endswith(ARCHIVE_SUFFIX):
+            parts[-1] = parts[-1].removesuffix(ARCHIVE_SUFFIX)
+        elif len(parts) <= depth:
+            continue
+        groups.setdefault("/".join(parts[:depth]), []).append(item)
     return groups
 
 

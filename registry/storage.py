@@ -1,7 +1,7 @@
 """Where artefacts are kept: a local directory (the default) or an S3 bucket, behind one interface.
 
 Bundles, prediction and submission Parquet go through an :class:`ArtefactStore`, addressed by
-POSIX keys relative to the artefacts root (``models/<track>/<version_id>/SHA256SUMS``,
+POSIX keys relative to the artefacts root (``models/<track>/<version_id>.tar``,
 ``shadow/predictions/...``). :class:`LocalStore` is a directory, as Podium always used;
 :class:`ObjectStore` is an ``s3://bucket/prefix`` through `obstore
 <https://developmentseed.org/obstore/>`_ (a small Rust client, no boto: see
@@ -11,6 +11,9 @@ store by its URL only, never a credential.
 
 A store failing to answer (unreachable, wrong credentials, no such bucket) is
 :class:`StorageUnavailable`; a missing object is ``FileNotFoundError``, as on disk.
+
+The interface and both stores share this module (a little over 400 lines): they change
+together, and each method of one is read beside the other's.
 """
 
 from __future__ import annotations
@@ -25,19 +28,16 @@ import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 
 from registry.errors import PodiumError
 
 SCHEMES = ("s3://",)
-PARALLEL_REQUESTS = 16  # objects in flight at once for one bundle
-REMEMBERED_WRITES = 4096  # objects a store remembers writing (see ObjectStore.written_sha256)
-T = TypeVar("T")
+REMEMBERED_OBJECTS = 4096  # objects whose bytes a store remembers (see ObjectStore.known_sha256)
 
 
 class StorageUnavailable(PodiumError):
@@ -73,11 +73,15 @@ class ArtefactStore:
     def get(self, key: str) -> bytes:
         raise NotImplementedError
 
-    def written_sha256(self, key: str, *, stamp: str | None = None) -> str | None:
-        """The SHA-256 of what this process last wrote at ``key``, when the store's answer to
-        that write proved it received those bytes (else None: read the object to know). With
-        ``stamp`` (a listing's), only while the object is still that one."""
+    def known_sha256(self, key: str, *, stamp: str | None = None) -> str | None:
+        """The SHA-256 of what this process last wrote or read whole at ``key``, when the
+        store's answer proved those were its bytes (else None: read the object to know). With
+        ``stamp`` (a listing's or :meth:`stat`'s), only while the object is still that one."""
         return None
+
+    def stat(self, key: str) -> StoredObject:
+        """One object's size and stamp (``FileNotFoundError`` when there is none)."""
+        raise NotImplementedError
 
     def put_table(self, key: str, table: Any, **options: Any) -> None:
         """Write an Arrow table as one whole Parquet object (``options`` for the writer)."""
@@ -117,17 +121,14 @@ class ArtefactStore:
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove these objects (missing ones are not an error)."""
-        self.each(self.delete, list(keys))
+        for key in keys:
+            self.delete(key)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under ``prefix/``; returns the bytes freed."""
         items = self.list(prefix)
         self.delete_many(item.key for item in items)
         return sum(item.size for item in items)
-
-    def each(self, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
-        """``[fn(*args) for args in zip(*iterables)]``: in parallel where round trips cost."""
-        return list(map(fn, *iterables))
 
 
 def _clean_key(key: str) -> str:
@@ -181,16 +182,18 @@ class LocalStore(ArtefactStore):
         base = self.local_path(prefix)
         if not base.is_dir():
             return []
-        found = []
-        for directory, _, names in os.walk(base):
-            for name in names:
-                path = Path(directory) / name
-                info = path.stat()
-                found.append(StoredObject(
-                    path.relative_to(self.root).as_posix(), info.st_size,
-                    f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}",
-                    dt.datetime.fromtimestamp(info.st_mtime, dt.UTC)))
+        found = [self._stored(Path(directory) / name)
+                 for directory, _, names in os.walk(base) for name in names]
         return sorted(found, key=lambda item: item.key)
+
+    def stat(self, key: str) -> StoredObject:
+        return self._stored(self.local_path(key))
+
+    def _stored(self, path: Path) -> StoredObject:
+        info = path.stat()
+        return StoredObject(path.relative_to(self.root).as_posix(), info.st_size,
+                            f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}",
+                            dt.datetime.fromtimestamp(info.st_mtime, dt.UTC))
 
     def delete(self, key: str) -> None:
         self.local_path(key).unlink(missing_ok=True)
@@ -206,26 +209,17 @@ class LocalStore(ArtefactStore):
     def parquet_source(self, key: str) -> Any:
         return str(self.local_path(key))
 
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
-        with open(self.local_path(key), "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                yield chunk
-
 
 class ObjectStore(ArtefactStore):
-    """An S3 bucket (or an S3-compatible store) through obstore. A bundle's many small objects
-    go in parallel (:meth:`each`): each costs a round trip, and obstore releases the GIL.
+    """An S3 bucket (or an S3-compatible store) through obstore: every request is a round
+    trip, so a bundle is one object (:mod:`registry.integrity`).
 
     Every object goes up in one request, whose answer carries its ETag: S3 (and MinIO, Ceph,
-    moto) make it the MD5 of the bytes received. When it is the MD5 of the bytes sent, the
-    store remembers their SHA-256 (:meth:`written_sha256`), so checking what it has just
-    written needs a listing (whose ETags must still be those), not every object read back. A
-    store whose ETags are not MD5s (SSE-KMS) proves nothing this way, and is read back."""
-
-    def each(self, fn: Callable[..., T], *iterables: Iterable[Any]) -> list[T]:
-        with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS,
-                                thread_name_prefix="object-store") as pool:
-            return list(pool.map(fn, *iterables))
+    moto) make it the MD5 of the bytes received. When it is the MD5 of the bytes sent (or, on
+    a read, of the bytes read), the store remembers their SHA-256 (:meth:`known_sha256`), so
+    checking that an object is still what was written or verified costs its ETag (a listing or
+    a HEAD), not the object read again. A store whose ETags are not MD5s (SSE-KMS) proves
+    nothing this way, and is read."""
 
     def __init__(self, url: str, *, options: dict[str, str] | None = None,
                  timeout_seconds: float = 30.0, role: str = "artefact store") -> None:
@@ -250,8 +244,8 @@ class ObjectStore(ArtefactStore):
         except Exception as exc:  # noqa: BLE001 (obstore raises its own configuration errors)
             raise StorageUnavailable(f"{self.role} {self.url}: {self._reason(exc)}",
                                      code="storage_misconfigured") from None
-        self._written: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key: ETag, SHA-256
-        self._written_lock = threading.Lock()
+        self._known: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key: ETag, SHA-256
+        self._known_lock = threading.Lock()
 
     def _reason(self, exc: BaseException) -> str:
         text = " ".join(str(exc).split())
@@ -289,24 +283,28 @@ class ObjectStore(ArtefactStore):
 
         key = _clean_key(key)
         data = bytes(data) if isinstance(data, memoryview) else data
-        with self._written_lock:
-            self._written.pop(key, None)  # a failed write may still have replaced it
+        with self._known_lock:
+            self._known.pop(key, None)  # a failed write may still have replaced it
         try:  # one request, never multipart: its ETag is then the MD5 of the object
             result = self._call("write", key, obstore.put, key, data, mode=mode,
                                 use_multipart=False)
         except AlreadyExistsError:
             raise FileExistsError(f"{self.url}/{key}: already exists") from None
-        etag = ((result or {}).get("e_tag") or "").strip('"')
+        self._remember(key, (result or {}).get("e_tag"), data)
+
+    def _remember(self, key: str, etag: str | None, data: bytes) -> None:
+        """Remember the SHA-256 of ``data`` as ``key``'s when its ETag proves those bytes."""
+        etag = (etag or "").strip('"')
         if etag == hashlib.md5(data, usedforsecurity=False).hexdigest():
             sha = hashlib.sha256(data).hexdigest()
-            with self._written_lock:
-                self._written[key] = (etag, sha)
-                if len(self._written) > REMEMBERED_WRITES:
-                    self._written.popitem(last=False)
+            with self._known_lock:
+                self._known[key] = (etag, sha)
+                if len(self._known) > REMEMBERED_OBJECTS:
+                    self._known.popitem(last=False)
 
-    def written_sha256(self, key: str, *, stamp: str | None = None) -> str | None:
-        with self._written_lock:
-            etag, sha = self._written.get(_clean_key(key), (None, None))
+    def known_sha256(self, key: str, *, stamp: str | None = None) -> str | None:
+        with self._known_lock:
+            etag, sha = self._known.get(_clean_key(key), (None, None))
         if etag is None or (stamp is not None and stamp.strip('"') != etag):
             return None
         return sha
@@ -315,7 +313,25 @@ class ObjectStore(ArtefactStore):
         import obstore
 
         key = _clean_key(key)
-        return bytes(self._call("read", key, lambda store: obstore.get(store, key).bytes()))
+
+        def read(store: Any) -> tuple[bytes, str | None]:
+            result = obstore.get(store, key)
+            return bytes(result.bytes()), result.meta["e_tag"]
+
+        data, etag = self._call("read", key, read)
+        self._remember(key, etag, data)
+        return data
+
+    def stat(self, key: str) -> StoredObject:
+        import obstore
+
+        key = _clean_key(key)
+        try:
+            meta = self._call("read", key, obstore.head, key)
+        except FileNotFoundError:  # a HEAD's 404 has no body to tell a missing bucket: a GET's has
+            meta = self._call("read", key, lambda store: obstore.get(store, key).meta)
+        return StoredObject(meta["path"], meta["size"], meta["e_tag"] or
+                            meta["last_modified"].isoformat(), meta["last_modified"])
 
     def iter_chunks(self, key: str) -> Iterator[bytes]:
         import obstore
@@ -354,11 +370,8 @@ class ObjectStore(ArtefactStore):
             self._call("delete", keys[0], obstore.delete, keys)
 
     def exists(self, key: str) -> bool:
-        import obstore
-
-        key = _clean_key(key)
         try:
-            self._call("read", key, obstore.head, key)
+            self.stat(key)
         except FileNotFoundError:
             return False
         return True

@@ -138,7 +138,7 @@ def register_version(
         raise InvalidInput(f"version id {version_id} does not match fingerprint "
                            f"{fingerprint[:12]}…", code="fingerprint_mismatch")
     key = bundle_key(track=track, version_id=version_id)
-    digest = verify_stored_bundle(open_store(artefacts_root), key)
+    digest = verify_stored_bundle(open_store(artefacts_root), key, committed_here=True)
     existing = session.get(ModelVersion, version_id)
     if existing is not None:
         return same_or_conflict(existing, fingerprint), False

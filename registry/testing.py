@@ -36,10 +36,10 @@ import httpx
 import yaml
 from sqlalchemy import Engine
 
-from registry import promotion, store
+from registry import bundle_archive, promotion, store
 from registry.db import write_session
 from registry.ids import build_version_id
-from registry.integrity import bundle_key, commit_bundle
+from registry.integrity import archive_key, bundle_key, commit_bundle
 from registry.storage import ArtefactStore, LocalStore, open_store
 from trainer.checksums import write_sha256sums
 
@@ -103,6 +103,32 @@ def register_stand_in(engine: Engine, artefacts_root: Path | ArtefactStore,
                                       reason="first champion", gate=None, force=True,
                                       artefacts_root=artefacts_root)
     return version_id
+
+
+def bundle_file(artefacts: ArtefactStore, key: str, rel: str) -> bytes:
+    """One file of the bundle committed at ``key``, straight from the store."""
+    if isinstance(artefacts, LocalStore):
+        return artefacts.get(f"{key}/{rel}")
+    files = bundle_archive.read_files(artefacts.get(archive_key(key)), name=key)
+    return files[rel]
+
+
+def tamper_with_bundle(artefacts: ArtefactStore, key: str, rel: str, data: bytes | None) -> None:
+    """Replace one file of the bundle committed at ``key`` (remove it, with None) behind
+    Podium's back, as a person or a fault with access to the store would: the file on disk, or
+    the bundle's archive in a bucket rewritten around it (its SHA256SUMS left as it was)."""
+    if isinstance(artefacts, LocalStore):
+        if data is None:
+            artefacts.delete(f"{key}/{rel}")
+        else:
+            artefacts.put(f"{key}/{rel}", data)
+        return
+    files = bundle_archive.read_files(artefacts.get(archive_key(key)), name=key)
+    if data is None:
+        del files[rel]
+    else:
+        files[rel] = data
+    artefacts.put(archive_key(key), bundle_archive.pack_files(files))
 
 
 # --------------------------------------------------------------------------- a server process

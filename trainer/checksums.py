@@ -20,6 +20,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 SUMS_NAME = "SHA256SUMS"
@@ -124,22 +125,25 @@ def verify_sha256sums(bundle_dir: Path) -> dict[str, str]:
     if not bundle_dir.is_dir():
         raise IntegrityError(f"{bundle_dir}: bundle directory not found")
     listed = read_sha256sums(bundle_dir)
-    present = set(_bundle_files(bundle_dir))
-    missing = sorted(set(listed) - present)
-    if missing:
-        raise IntegrityError(f"{bundle_dir}: listed in {SUMS_NAME} but missing: {missing[0]}")
-    unlisted = sorted(present - set(listed))
-    if unlisted:
-        raise IntegrityError(f"{bundle_dir}: not listed in {SUMS_NAME}: {unlisted[0]}")
     root = os.fspath(bundle_dir)
-    for rel, expected in listed.items():
-        actual = checked_sha256(os.path.join(root, rel))
-        if actual != expected:
-            raise IntegrityError(
-                f"{bundle_dir}: checksum mismatch for {rel} "
-                f"(expected {expected[:12]}…, found {actual[:12]}…)"
-            )
+    check_listing(str(bundle_dir), listed, _bundle_files(bundle_dir),
+                  lambda rel: checked_sha256(os.path.join(root, rel)))
     return listed
+
+
+def check_listing(where: str, listed: dict[str, str], present: Iterable[str],
+                  sha256_of: Callable[[str], str]) -> None:
+    """A bundle's files (``present``, SHA256SUMS aside) are exactly those ``listed``, each with
+    its listed digest (``sha256_of(rel)``); else ``IntegrityError`` naming ``where``."""
+    present = set(present)
+    if missing := sorted(set(listed) - present):
+        raise IntegrityError(f"{where}: listed in {SUMS_NAME} but missing: {missing[0]}")
+    if unlisted := sorted(present - set(listed)):
+        raise IntegrityError(f"{where}: not listed in {SUMS_NAME}: {unlisted[0]}")
+    for rel, expected in listed.items():
+        if (actual := sha256_of(rel)) != expected:
+            raise IntegrityError(f"{where}: checksum mismatch for {rel} "
+                                 f"(expected {expected[:12]}…, found {actual[:12]}…)")
 
 
 def sums_digest(bundle_dir: Path) -> str:

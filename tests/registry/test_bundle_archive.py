@@ -1,6 +1,6 @@
-"""A bundle as one tar: what the server streams unpacks to the same, verified bundle, and an
-archive that is not a plain bundle (a link, a path out of the target, a name twice, a stream
-cut short) is refused with nothing written outside the target."""
+"""A bundle as one tar: what the server streams (or a bucket holds) unpacks to the same,
+verified bundle, and an archive that is not a plain bundle (a link, a path out of the target, a
+name twice, a stream cut short) is refused, with nothing written outside the target."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from registry import bundle_archive
 from registry.errors import IntegrityFailure
 from registry.testing import write_stand_in_bundle
-from trainer.checksums import SUMS_NAME, verified_digest, write_sha256sums
+from trainer.checksums import SUMS_NAME, read_sha256sums, verified_digest, write_sha256sums
 
 
 def _bundle(tmp_path: Path) -> Path:
@@ -39,6 +39,20 @@ def test_a_bundle_streams_and_unpacks_to_the_same_bundle(tmp_path: Path) -> None
     written = bundle_archive.unpack(pieces, target, name="v1")
     assert written == sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     assert verified_digest(target) == verified_digest(bundle)
+
+
+def test_a_packed_bundle_is_the_streamed_archive_and_reads_back(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    sums = (bundle / SUMS_NAME).read_bytes()
+    listed = read_sha256sums(bundle)
+    data = bundle_archive.pack(bundle, sums, listed)
+    assert data == b"".join(bundle_archive.stream(bundle_archive.members(bundle)))
+    files = bundle_archive.read_files(data, name="v1")
+    assert list(files) == [SUMS_NAME, *listed]
+    assert all(files[rel] == (bundle / rel).read_bytes() for rel in files)
+    (bundle / "empty").write_bytes(b"changed")
+    with pytest.raises(IntegrityFailure, match="empty: changed since its bundle was sealed"):
+        bundle_archive.pack(bundle, sums, listed)
 
 
 def _tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
@@ -76,3 +90,5 @@ def test_an_archive_that_is_not_a_plain_bundle_is_refused(tmp_path: Path, archiv
         bundle_archive.unpack([archive], target, name="v1")
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
         p.name for p in target.rglob("*")) + ["partial"]  # nothing beside the target
+    with pytest.raises(IntegrityFailure, match=f"^v1: the bundle's archive .*{why}"):
+        bundle_archive.read_files(archive, name="v1")  # from a bucket, in memory

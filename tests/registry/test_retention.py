@@ -17,7 +17,7 @@ from registry import promotion, store
 from registry.config import parse_config
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure
-from registry.integrity import bundle_key, verify_version
+from registry.integrity import bundle_exists, bundle_key, verify_version
 from registry.retention import apply_gc, plan_gc
 from registry.storage import ObjectStore
 from registry.testing import DEFAULT_TRACK, register_stand_in, stand_in_version
@@ -63,11 +63,12 @@ def test_gc_removes_only_what_nothing_needs(engine: Engine, db_url: str, any_sto
         ("retired", bundle_key(track=DEFAULT_TRACK, version_id=dropped)),
         ("staging", "staging/v5-lost-20250630-00000000-abcd")]
     assert plan.kept == {first: f"a rollback of {DEFAULT_TRACK} would restore it"}
-    assert any_store.list(bundle_key(track=DEFAULT_TRACK, version_id=dropped))  # dry run
+    assert bundle_exists(any_store, bundle_key(track=DEFAULT_TRACK, version_id=dropped))  # dry
 
     assert apply_gc(config, engine, plan) == plan.size > 0
     for item in plan.items:
         assert any_store.list(item.location) == []
+        assert not bundle_exists(any_store, item.location)
     with read_session(engine) as session:
         gone = store.get_version(session, dropped)
         with pytest.raises(IntegrityFailure, match=f"bundle of {dropped} removed by gc on "

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,24 +19,30 @@ import pytest
 from sqlalchemy import Engine
 
 from registry import promotion, store
+from registry.bundle_archive import read_files
 from registry.config import parse_config
 from registry.db import read_session, write_session
 from registry.errors import IntegrityFailure
 from registry.integrity import (
+    archive_key,
     bundle_exists,
     bundle_key,
-    bundle_manifest,
     commit_bundle,
     fetch_bundle,
+    manifest,
+    remove_bundle,
+    verified_local_bundle,
     verify_stored_bundle,
 )
 from registry.storage import ObjectStore, StorageUnavailable, artefact_store
 from registry.testing import (
     DEFAULT_TRACK,
     LoopbackS3,
+    bundle_file,
     free_port,
     register_stand_in,
     stand_in_version,
+    tamper_with_bundle,
     wait_until_answering,
     write_stand_in_bundle,
 )
@@ -58,17 +66,18 @@ def test_registered_bundle_altered_or_missing_is_refused(engine: Engine, any_sto
     with read_session(engine) as session:
         version = store.get_version(session, second)
     assert version.bundle_path == bundle_key(track=DEFAULT_TRACK, version_id=second)
-    weights = f"{version.bundle_path}/checkpoint/weights.bin"
-    original = any_store.get(weights)
-    any_store.put(weights, b"swapped")
+    weights = "checkpoint/weights.bin"
+    original = bundle_file(any_store, version.bundle_path, weights)
+    tamper_with_bundle(any_store, version.bundle_path, weights, b"swapped")
     with pytest.raises(IntegrityFailure, match="checksum mismatch for checkpoint/weights.bin"):
         _promote(engine, any_store, second)
-    any_store.delete(weights)
+    tamper_with_bundle(any_store, version.bundle_path, weights, None)
     with pytest.raises(IntegrityFailure, match="listed in SHA256SUMS but missing"):
         _promote(engine, any_store, second)
-    any_store.put(weights, original)
+    tamper_with_bundle(any_store, version.bundle_path, weights, original)
     _promote(engine, any_store, second)  # intact again: served
-    any_store.put(f"{bundle_key(track=DEFAULT_TRACK, version_id=first)}/metadata.json", b"{}\n")
+    tamper_with_bundle(any_store, bundle_key(track=DEFAULT_TRACK, version_id=first),
+                       "metadata.json", b"{}\n")
     with write_session(engine) as session, pytest.raises(IntegrityFailure,
                                                          match="checksum mismatch"):
         store.rollback_track(session, track=DEFAULT_TRACK, actor="test", reason="bad release",
@@ -81,49 +90,44 @@ def test_manifest_and_cached_fetch(any_store, tmp_path: Path) -> None:
     version_id, _ = stand_in_version(any_store)
     key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
     digest = verify_stored_bundle(any_store, key)
-    manifest = bundle_manifest(any_store, key, expected_digest=digest)
-    assert [entry["path"] for entry in manifest] == [
+    local = verified_local_bundle(any_store, key, expected_digest=digest,
+                                  cache_root=tmp_path / "cache")
+    files = manifest(local)
+    assert [entry["path"] for entry in files] == [
         "SHA256SUMS", "checkpoint/weights.bin", "metadata.json"]
-    assert manifest[1]["size"] == 256
-    local = fetch_bundle(any_store, key, expected_digest=digest, cache_root=tmp_path / "cache")
-    assert (local / "checkpoint" / "weights.bin").read_bytes() == any_store.get(
-        f"{key}/checkpoint/weights.bin")
+    assert files[0]["sha256"] == digest and files[1]["size"] == 256
+    assert (local / "checkpoint" / "weights.bin").read_bytes() == bundle_file(
+        any_store, key, "checkpoint/weights.bin")
     if isinstance(any_store, ObjectStore):
         assert local == tmp_path / "cache" / digest
-        any_store.delete_prefix(key)  # a cached, verified copy needs nothing from the store
+        assert remove_bundle(any_store, key) > 256 and not bundle_exists(any_store, key)
+        # a cached, verified copy needs nothing from the store
         assert fetch_bundle(any_store, key, expected_digest=digest,
                             cache_root=tmp_path / "cache") == local
 
 
-def test_interrupted_upload_leaves_nothing_visible(engine: Engine, bucket_store: ObjectStore,
+def test_interrupted_upload_leaves_nothing_visible(engine: Engine, s3_server: LoopbackS3,
+                                                   bucket_store: ObjectStore,
                                                    tmp_path: Path) -> None:
     version_id, fingerprint = stand_in_version(tmp_path / "local")
     local = tmp_path / "local" / bundle_key(track=DEFAULT_TRACK, version_id=version_id)
     key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
 
-    class ConnectionDrops(ObjectStore):
-        """The same bucket; the connection drops after the first object."""
+    def connection_drops(path: str, body: bytes) -> bytes:
+        raise ConnectionAbortedError(f"{path}: cut off after {len(body) // 2} bytes")
 
-        puts = 0
-
-        def put(self, key: str, data) -> None:
-            self.puts += 1
-            if self.puts > 1:
-                raise StorageUnavailable(f"artefact store {self.url} cannot write {key}")
-            super().put(key, data)
-
-    dropping = ConnectionDrops(bucket_store.url, options=bucket_store_options(bucket_store))
-    with pytest.raises(StorageUnavailable):
-        commit_bundle(dropping, local, key)
-    assert dropping.puts > 1  # the upload had begun
-    assert bucket_store.list(key) == []  # and what it wrote is gone
-    bucket_store.put(f"{key}/checkpoint/weights.bin", b"half")  # a killed upload's leftover
-    assert not bundle_exists(bucket_store, key)
+    s3_server.damage = connection_drops  # every try of the upload fails, after its body is sent
+    try:
+        with pytest.raises(StorageUnavailable, match="cannot write"):
+            commit_bundle(bucket_store, local, key)
+    finally:
+        s3_server.damage = None
+    assert bucket_store.list("models") == [] and not bundle_exists(bucket_store, key)
     with write_session(engine) as session, pytest.raises(IntegrityFailure,
                                                          match="never committed"):
         store.register_version(session, track=DEFAULT_TRACK, version_id=version_id,
                                fingerprint=fingerprint, artefacts_root=bucket_store, actor="t")
-    commit_bundle(bucket_store, local, key)  # the next run completes, over the leftover
+    commit_bundle(bucket_store, local, key)  # the next run completes
     with write_session(engine) as session:
         _, created = store.register_version(
             session, track=DEFAULT_TRACK, version_id=version_id, fingerprint=fingerprint,
@@ -207,18 +211,24 @@ def test_an_s3_root_keeps_local_files_local_and_hides_the_secret(tmp_path: Path)
     assert from_env.object_store.url == "s3://podium-artefacts/x"
 
 
-def test_a_sealed_local_bundle_uploads_as_is(bucket_store: ObjectStore, tmp_path: Path) -> None:
+def test_a_sealed_local_bundle_is_one_archive_in_the_bucket(bucket_store: ObjectStore,
+                                                            tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     (bundle / "tensorboard").mkdir(parents=True)
     (bundle / "tensorboard" / "events.out").write_bytes(b"\0" * 10)
     (bundle / "summary.yaml").write_text("best: {}\n")
     write_sha256sums(bundle)
-    commit_bundle(bucket_store, bundle, "models/t/v1-linear-20250630-3fa2c1de")
-    assert [item.key for item in bucket_store.list("models")] == [
-        "models/t/v1-linear-20250630-3fa2c1de/SHA256SUMS",
-        "models/t/v1-linear-20250630-3fa2c1de/summary.yaml",
-        "models/t/v1-linear-20250630-3fa2c1de/tensorboard/events.out"]
-    assert bucket_store.list("staging") == []
+    key = "models/t/v1-linear-20250630-3fa2c1de"
+    commit_bundle(bucket_store, bundle, key)
+    assert [item.key for item in bucket_store.list("models")] == [archive_key(key)]
+    archive = tmp_path / "bundle.tar"  # a plain tar: `tar -x` unpacks it
+    archive.write_bytes(bucket_store.get(archive_key(key)))
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["SHA256SUMS", "summary.yaml", "tensorboard/events.out"]
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert (tmp_path / "unpacked" / "summary.yaml").read_text() == "best: {}\n"
+    assert read_files(archive.read_bytes(), name=key)["SHA256SUMS"] == (
+        bundle / "SHA256SUMS").read_bytes()
 
 
 def _flip_a_byte(data: bytes) -> bytes:
@@ -232,10 +242,10 @@ def test_a_committed_bundle_is_never_written_over(any_store, tmp_path: Path) -> 
     other = Path(write_stand_in_bundle(tmp_path / "other", version_id))
     (other / "metadata.json").write_text('{"version_id": "another build"}\n')
     write_sha256sums(other)
-    with pytest.raises(OSError):  # on disk the rename refuses; in a bucket, SHA256SUMS is there
+    with pytest.raises(OSError):  # on disk the rename refuses; in a bucket, the archive is there
         commit_bundle(any_store, other, key)
     assert verify_stored_bundle(any_store, key, expected_digest=digest) == digest
-    assert b"another build" not in any_store.get(f"{key}/metadata.json")
+    assert b"another build" not in bundle_file(any_store, key, "metadata.json")
     any_store.put_new("notes/first.txt", b"first")
     with pytest.raises(FileExistsError):
         any_store.put_new("notes/first.txt", b"second")
@@ -251,7 +261,7 @@ def test_a_file_changed_after_sealing_is_not_committed(bucket_store: ObjectStore
     with pytest.raises(IntegrityFailure, match="metadata.json: changed since its bundle was "
                        "sealed"):
         commit_bundle(bucket_store, local, key)
-    assert bucket_store.list(key) == []
+    assert bucket_store.list("models") == []
 
 
 def test_an_upload_damaged_on_its_way_is_refused(engine: Engine, s3_server: LoopbackS3,
@@ -260,14 +270,13 @@ def test_an_upload_damaged_on_its_way_is_refused(engine: Engine, s3_server: Loop
     version_id, fingerprint = stand_in_version(tmp_path / "local")
     key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
     local = tmp_path / "local" / key
-    s3_server.damage = lambda path, body: (_flip_a_byte(body) if path.endswith("/weights.bin")
-                                           else body)
+    s3_server.damage = lambda path, body: _flip_a_byte(body)
     try:  # the client sends the right bytes; the server stores others, and says so in its ETag
-        with pytest.raises(IntegrityFailure, match="weights.bin: damaged on upload"):
+        with pytest.raises(IntegrityFailure, match=r"\.tar: damaged on upload"):
             commit_bundle(bucket_store, local, key)
     finally:
         s3_server.damage = None
-    assert bucket_store.list(key) == []  # nothing committed, nothing left
+    assert bucket_store.list("models") == []  # nothing committed, nothing left
     commit_bundle(bucket_store, local, key)
     with write_session(engine) as session:
         _, created = store.register_version(
@@ -277,20 +286,28 @@ def test_an_upload_damaged_on_its_way_is_refused(engine: Engine, s3_server: Loop
 
 
 def test_what_was_just_uploaded_is_verified_without_reading_it_back(
-        s3_server: LoopbackS3, bucket_store: ObjectStore, tmp_path: Path) -> None:
-    version_id, _ = stand_in_version(tmp_path / "local")
+        engine: Engine, s3_server: LoopbackS3, bucket_store: ObjectStore,
+        tmp_path: Path) -> None:
+    version_id, fingerprint = stand_in_version(tmp_path / "local")
     key = bundle_key(track=DEFAULT_TRACK, version_id=version_id)
     s3_server.take()
     commit_bundle(bucket_store, tmp_path / "local" / key, key)
-    # a listing (leftovers? a bundle there already?), then each object once, SHA256SUMS last
-    assert s3_server.take() == {"LIST": 1, "PUT": 3}
+    assert s3_server.take() == {"PUT": 1}  # the whole bundle, in one request
+    with write_session(engine) as session:  # on the proof of its commit
+        version, _ = store.register_version(
+            session, track=DEFAULT_TRACK, version_id=version_id, fingerprint=fingerprint,
+            artefacts_root=bucket_store, actor="test")
+        registered = version.bundle_digest
+    assert s3_server.take() == {}
     digest = verify_stored_bundle(bucket_store, key)
-    # SHA256SUMS and a listing whose ETags are still the MD5s of the bytes sent: no file read
-    assert s3_server.take() == {"GET": 1, "LIST": 1}
-    weights = f"{key}/checkpoint/weights.bin"
+    assert digest == registered == hashlib.sha256(
+        (tmp_path / "local" / key / "SHA256SUMS").read_bytes()).hexdigest()
+    # the archive's ETag is still the MD5 of the bytes sent, whose files were checked: not read
+    assert s3_server.take() == {"HEAD": 1}
     another_process = ObjectStore(bucket_store.url, options=bucket_store_options(bucket_store))
-    another_process.put(weights, _flip_a_byte(bucket_store.get(weights)))
+    weights = bundle_file(another_process, key, "checkpoint/weights.bin")
+    tamper_with_bundle(another_process, key, "checkpoint/weights.bin", _flip_a_byte(weights))
     s3_server.take()
     with pytest.raises(IntegrityFailure, match="checksum mismatch for checkpoint/weights.bin"):
         verify_stored_bundle(bucket_store, key, expected_digest=digest)
-    assert s3_server.take()["GET"] == 2  # the replaced object was read: its ETag had changed
+    assert s3_server.take() == {"HEAD": 1, "GET": 1}  # read: its ETag had changed

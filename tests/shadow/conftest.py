@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -113,7 +114,9 @@ def upload_panel(panel: Path, bucket, prefix: str, uploaded: set[str] | None = N
     uploaded = set() if uploaded is None else uploaded
     fresh = [f.relative_to(panel).as_posix() for f in sorted(panel.glob("date=*/*.parquet"))]
     fresh = [name for name in fresh if name not in uploaded]
-    bucket.each(lambda name: bucket.put(f"{prefix}/{name}", (panel / name).read_bytes()), fresh)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # hundreds of days: a round trip each
+        list(pool.map(lambda name: bucket.put(f"{prefix}/{name}", (panel / name).read_bytes()),
+                      fresh))
     return uploaded | set(fresh)
 
 

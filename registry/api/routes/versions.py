@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from sqlmodel import Session
 
 from registry import bundle_archive, promotion, store
@@ -34,12 +35,7 @@ from registry.auth import require_scope
 from registry.db import write_session
 from registry.errors import NotFound
 from registry.ids import SLUG_JSON_PATTERN
-from registry.integrity import (
-    bundle_manifest,
-    listed_file,
-    require_kept,
-    verified_local_bundle,
-)
+from registry.integrity import manifest, require_kept, verified_local_bundle
 from registry.lifecycle import State
 from registry.models import ModelVersion
 from registry.storage import artefact_store
@@ -122,34 +118,31 @@ def retire(version_id: VersionIdPath, body: ReasonRequest, principal: PromoterDe
 def get_bundle(version_id: VersionIdPath, session: SessionDep, config: ConfigDep, _: ReaderDep
                ) -> JSONResponse:
     version = _with_bundle(session, version_id)
-    files = bundle_manifest(artefact_store(config), version.bundle_path,
-                            expected_digest=version.bundle_digest)
     body = BundleManifest(version_id=version.version_id, track=version.track,
-                          digest=version.bundle_digest, files=files)
+                          digest=version.bundle_digest,
+                          files=manifest(_verified_bundle(version, config)))
     return JSONResponse(body.model_dump(), headers={"ETag": f'"{version.bundle_digest}"'})
 
 
 @router.get("/{version_id}/bundle/{file_path:path}", responses={
     **_ONE, 200: {"content": {"application/octet-stream": {}},
-                  "description": "the file, streamed; ETag: its SHA-256"},
+                  "description": "the file (a Range is honoured); ETag: its SHA-256"},
     304: {"description": "unchanged since the ETag sent in If-None-Match"}},
-    response_class=StreamingResponse, summary="One file of a version's bundle")
+    response_class=FileResponse, summary="One file of a version's bundle")
 def get_bundle_file(version_id: VersionIdPath, file_path: str, session: SessionDep,
                     config: ConfigDep, _: ReaderDep,
                     if_none_match: Annotated[str | None, Header()] = None) -> Response:
     version = _with_bundle(session, version_id)
-    artefacts = artefact_store(config)
-    entry = listed_file(artefacts, version.bundle_path, expected_digest=version.bundle_digest,
-                        path=file_path)
+    bundle = _verified_bundle(version, config)
+    entry = next((entry for entry in manifest(bundle) if entry["path"] == file_path), None)
     if entry is None:
         raise NotFound(f"bundle of {version_id} has no file {file_path[:200]!r}",
                        code="unknown_bundle_file")
     etag = f'"{entry["sha256"]}"'
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})
-    return StreamingResponse(artefacts.iter_chunks(f"{version.bundle_path}/{file_path}"),
-                             media_type="application/octet-stream",
-                             headers={"ETag": etag, "Content-Length": str(entry["size"])})
+    return FileResponse(bundle / file_path, media_type="application/octet-stream",
+                        headers={"ETag": etag})
 
 
 @router.get("/{version_id}/bundle.tar", responses={
@@ -159,16 +152,20 @@ def get_bundle_file(version_id: VersionIdPath, file_path: str, session: SessionD
     response_class=StreamingResponse, summary="A version's whole bundle, as one tar")
 def get_bundle_archive(version_id: VersionIdPath, session: SessionDep, config: ConfigDep,
                        _: ReaderDep) -> StreamingResponse:
-    """Every file in one response, for a consumer loading the bundle. From a bucket, the server
-    sends its own verified copy (kept by digest, fetched once), not every object again."""
+    """Every file in one response, for a consumer loading the bundle."""
     version = _with_bundle(session, version_id)
-    bundle = verified_local_bundle(artefact_store(config), version.bundle_path,
-                                   expected_digest=version.bundle_digest,
-                                   cache_root=config.bundle_cache_root)
-    entries = bundle_archive.members(bundle)
+    entries = bundle_archive.members(_verified_bundle(version, config))
     return StreamingResponse(bundle_archive.stream(entries), media_type="application/x-tar",
                              headers={"ETag": f'"{version.bundle_digest}"',
                                       "Content-Length": str(bundle_archive.archive_size(entries))})
+
+
+def _verified_bundle(version: ModelVersion, config: Any) -> Path:
+    """The bundle checked now, on this machine: from a bucket, the server's own verified copy
+    (kept by digest, its archive fetched once), not the bucket read again for every request."""
+    return verified_local_bundle(artefact_store(config), version.bundle_path,
+                                 expected_digest=version.bundle_digest,
+                                 cache_root=config.bundle_cache_root)
 
 
 def _with_bundle(session: Session, version_id: str) -> ModelVersion:
