@@ -1,13 +1,16 @@
 """The rank information coefficient: each day's Spearman correlation of scores and targets
 across assets, averaged over days; what the kept model is judged on at the end of training.
 
-NumPy and SciPy on the host (XLA's CPU sort is many times slower), all days at once.
+NumPy and pandas on the host (XLA's CPU sort is many times slower), all days at once. Tied
+entries share their average rank, as ``scipy.stats.rankdata`` gives it, from pandas, which the
+trainer loads anyway: importing SciPy's statistics would cost every training run most of a
+second of its start.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+import pandas as pd
 
 
 def centred_ranks(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -16,7 +19,8 @@ def centred_ranks(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     counts = mask.sum(axis=1)
     # masked entries rank last, after every kept one, and are then zeroed
-    ranks = np.where(mask, rankdata(np.where(mask, values, np.inf), axis=1), 0.0)
+    masked = pd.DataFrame(np.where(mask, values, np.inf))
+    ranks = np.where(mask, masked.rank(axis=1, method="average").to_numpy(), 0.0)
     mean = ranks.sum(axis=1, keepdims=True) / np.maximum(counts, 1)[:, None]
     return np.where(mask, ranks - mean, 0.0)
 
