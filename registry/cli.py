@@ -1,5 +1,10 @@
 """``registry``: migrate, list versions and the audit log, serve the API, manage tokens, and
-promote / retire / roll back through the REST API."""
+promote / retire / roll back through the REST API.
+
+Each command imports what it needs when it runs: ``--help`` and the commands that go through
+the REST API start without the database layer (SQLAlchemy, SQLModel) or Alembic, and the
+database commands without Alembic or the HTTP client.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from registry import migrations, store
-from registry.backup import backup_sqlite, check_schema, restore_sqlite
 from registry.client import DEFAULT_URL, Client
 from registry.console import (
     ConfigOption,
@@ -30,18 +33,17 @@ from registry.console import (
     run,
     table,
 )
-from registry.db import make_engine, read_session, safe_url, translate_db_errors
 from registry.external_cli import external_app
 from registry.gate_cli import print_gate
 from registry.gc_cli import gc
+from registry.ids import MAX_PAGE
 from registry.leaderboard_cli import leaderboard
-from registry.store import as_utc
 from registry.token_cli import token_app
 
 app = new_app("Podium's model registry: versions, champions, promotions and their audit log.",
               completion=True)
 State = Literal["challenger", "champion", "retired"]
-LimitOption = Annotated[int, typer.Option(min=1, max=store.MAX_PAGE, metavar="N",
+LimitOption = Annotated[int, typer.Option(min=1, max=MAX_PAGE, metavar="N",
                                           help="At most this many rows.")]
 
 
@@ -53,6 +55,10 @@ def main_options(version: VersionOption = False, debug: DebugOption = False) -> 
 @app.command()
 def migrate(config: ConfigOption = None) -> None:
     """Upgrade the database to the newest schema (creates it if it does not exist)."""
+    from registry import migrations
+    from registry.backup import check_schema
+    from registry.db import make_engine, safe_url, translate_db_errors
+
     settings = get_config(config)
     engine = make_engine(settings.database.url)
     try:
@@ -74,6 +80,9 @@ def backup(
     config: ConfigOption = None,
 ) -> None:
     """Copy the SQLite database to PATH, consistently, even while it is being served."""
+    from registry.backup import backup_sqlite
+    from registry.db import safe_url
+
     settings = get_config(config)
     snapshot = backup_sqlite(settings.database.url, path)
     console.print(f"backed up {safe_url(settings.database.url)} to {snapshot.path} (schema "
@@ -88,6 +97,9 @@ def restore(
     force: Annotated[bool, typer.Option(help="Replace a database that has contents.")] = False,
 ) -> None:
     """Restore the SQLite database from a backup (checked first); then run `registry migrate`."""
+    from registry.backup import restore_sqlite
+    from registry.db import safe_url
+
     settings = get_config(config)
     snapshot = restore_sqlite(path, settings.database.url, force=force)
     console.print(f"restored {safe_url(settings.database.url)} from {path} "
@@ -105,7 +117,9 @@ def versions(
     as_json: JsonOption = False,
 ) -> None:
     """List model versions, newest first."""
+    from registry import store
     from registry.api.schemas import ModelVersionPublic
+    from registry.db import make_engine, read_session
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
@@ -122,7 +136,7 @@ def versions(
         f"{len(rows)} version(s)",
         ["version", "track", "state", "spec", "train cutoff", "registered (UTC)"],
         ([v.version_id, v.track, v.state, v.spec_name or "-", v.train_cutoff,
-          f"{as_utc(v.created_at):%Y-%m-%d %H:%M}"] for v in rows),
+          f"{store.as_utc(v.created_at):%Y-%m-%d %H:%M}"] for v in rows),
     ))
 
 
@@ -134,7 +148,9 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """Show the audit log (transitions and refused promotions), newest first."""
+    from registry import store
     from registry.api.schemas import AuditEntryPublic
+    from registry.db import make_engine, read_session
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
@@ -151,7 +167,7 @@ def audit(
         f"{len(rows)} audit entr{'y' if len(rows) == 1 else 'ies'}",
         ["#", "when (UTC)", "track", "action", "version", "from → to", "displaced", "actor",
          "forced", "reason"],
-        ([e.id, f"{as_utc(e.created_at):%Y-%m-%d %H:%M:%S}", e.track, e.action, e.version_id,
+        ([e.id, f"{store.as_utc(e.created_at):%Y-%m-%d %H:%M:%S}", e.track, e.action, e.version_id,
           f"{e.from_state or '-'} → {e.to_state}", e.displaced_version_id or "-", e.actor,
           "yes" if e.forced else "", e.reason] for e in rows),
     ))
@@ -177,6 +193,7 @@ def serve(
 
     from registry.api import create_app
     from registry.api.server import uvicorn_config
+    from registry.db import safe_url
 
     settings = get_config(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "

@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -21,8 +21,10 @@ from rich.table import Table
 from rich.text import Text
 from typer.exceptions import TyperException
 
-from registry.config import PodiumConfig, load_config
 from registry.errors import PodiumError
+
+if TYPE_CHECKING:
+    from registry.config import PodiumConfig
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -73,6 +75,10 @@ def new_app(help_text: str, *, completion: bool = False) -> typer.Typer:
 
 
 def get_config(path: Path | None) -> PodiumConfig:
+    """The configuration, loaded when a command reads it: the schema (pydantic, SQLAlchemy's
+    URL parser) is not imported for ``--help`` or the commands that go through the REST API."""
+    from registry.config import load_config
+
     return load_config(path)
 
 

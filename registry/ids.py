@@ -23,6 +23,9 @@ _VERSION = re.compile(rf"(?P<label>{LABEL_PATTERN})-(?P<date>[0-9]{{8}})-(?P<fp>
 _FULL_FP = re.compile(r"[0-9a-f]{64}")
 FP_LENGTH = 8
 MAX_VERSION_ID = 48 + 1 + 8 + 1 + FP_LENGTH
+# The most rows one listing returns (the store's pages, the CLI's --limit): here, not in the
+# store, so that a CLI declares its options without loading the database layer.
+MAX_PAGE = 1000
 
 # The same grammars as JSON Schema (ECMA 262) regexes, for the OpenAPI: no "..", and a date that is
 # a calendar date (leap days included), so a client can check an id exactly before sending it.

@@ -15,8 +15,6 @@ from registry.console import (
     print_json,
     table,
 )
-from registry.db import make_engine, read_session
-from registry.store import list_tracks
 
 
 def _pct(value: float | None, scale: float = 1e4, unit: str = "bp") -> str:
@@ -38,7 +36,9 @@ def leaderboard(
 
     --json prints a list with one leaderboard per track, as GET /tracks/{track}/leaderboard
     returns it (curves included)."""
+    from registry.db import make_engine, read_session
     from registry.evidence import read_leaderboard  # scipy/pandas: only when asked
+    from registry.store import list_tracks
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)

@@ -26,7 +26,7 @@ from registry.errors import (
     InvalidTransition,
     NotFound,
 )
-from registry.ids import parse_version_id, validate_slug, validate_version_id
+from registry.ids import MAX_PAGE, parse_version_id, validate_slug, validate_version_id
 from registry.integrity import bundle_key, verify_stored_bundle, verify_version
 from registry.lifecycle import Action, State, next_state
 from registry.models import AuditEntry, ModelVersion, Track, utcnow
@@ -34,7 +34,6 @@ from registry.storage import ArtefactStore, open_store
 from trainer.jsonsafe import finite_or_null
 
 NO_CHAMPION = ""  # pass as expected_champion to require that the track has no champion yet
-MAX_PAGE = 1000
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ from registry.console import (
     print_json,
     table,
 )
-from registry.db import make_engine, read_session, write_session
-from registry.store import as_utc
 
 token_app = new_app("API tokens (bearer; scopes read ⊂ promote ⊂ admin).")
 
@@ -37,6 +35,7 @@ def token_create(
 
     `registry token create ci-deployer --scope promote` (`--name NAME` is accepted too)."""
     from registry.auth import create_token
+    from registry.db import make_engine, write_session
 
     name = _one_name(name, name_option)
     settings = get_config(config)
@@ -67,6 +66,8 @@ def token_list(config: ConfigOption = None, as_json: JsonOption = False) -> None
 
     Shows each token's name, scope and dates: never a token or its hash."""
     from registry.auth import list_tokens
+    from registry.db import make_engine, read_session
+    from registry.store import as_utc
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
@@ -101,6 +102,7 @@ def token_revoke(
     checked for at most 5 seconds, so the revoked token stops working there within that time.
     Exit codes: 0 revoked, 1 no such token or already revoked, 2 bad usage or configuration."""
     from registry.auth import revoke_token
+    from registry.db import make_engine, write_session
 
     settings = get_config(config)
     engine = make_engine(settings.database.url)
