@@ -26,6 +26,7 @@ from sqlmodel import Session
 from registry.errors import Unavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POOL_TIMEOUT_S = 10.0  # database.pool_timeout_s's default
 MAX_PARAMETERS = 999  # per statement: SQLite's oldest limit (newer builds allow 32,766)
 _IMMEDIATE = "podium_sqlite_immediate"
 
@@ -39,14 +40,16 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``, configured for Podium's concurrency model."""
+def make_engine(url: str, *, pool_timeout_s: float = POOL_TIMEOUT_S, **kwargs: Any) -> Engine:
+    """An engine for ``url``, configured for Podium's concurrency model. ``pool_timeout_s``:
+    how long a checkout waits for a free pooled connection of a server database (SQLite's
+    writers queue on its busy timeout instead)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_timeout", 10)
+        kwargs.setdefault("pool_timeout", pool_timeout_s)
         connect_args = kwargs.setdefault("connect_args", {})
         if parsed.get_backend_name() == "postgresql":
             connect_args.setdefault("connect_timeout", 5)

@@ -54,7 +54,8 @@ def create_app(config: PodiumConfig, *, engine: Engine | None = None,
     """The Podium service for ``config``. Pass ``engine`` to share one (tests); else it is made
     here and disposed of at shutdown."""
     owns_engine = engine is None
-    engine = engine if engine is not None else make_engine(config.database.url)
+    engine = engine if engine is not None else make_engine(
+        config.database.url, pool_timeout_s=config.database.pool_timeout_s)
     dispatcher = (WebhookDispatcher(engine, config.server.webhooks,
                                     allow_private=config.server.webhooks_allow_private,
                                     **(webhook_options or {}))

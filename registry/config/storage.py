@@ -12,6 +12,9 @@ from registry.config.section import Section
 
 class DatabaseConfig(Section):
     url: str = Field("sqlite:///var/podium.db", description="SQLAlchemy URL")
+    pool_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request waits this long for a free connection of "
+        "the server's pool (PostgreSQL: 10 + 20 overflow), then answers 503 database_busy")
 
 
 class ObjectStoreConfig(Section):

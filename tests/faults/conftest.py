@@ -47,15 +47,18 @@ ServeFactory = Callable[..., RegistryServer]
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeFactory]:
-    """``serve(db_url, artefacts_root, **server_settings)``: a started server, stopped at the
-    end whatever state it was left in."""
+    """``serve(db_url, artefacts_root, database={...}, **server_settings)``: a started server
+    (``database``: settings of its database section besides the URL), stopped at the end
+    whatever state it was left in."""
     servers: list[RegistryServer] = []
 
-    def _serve(db_url: str, artefacts_root: Path, **server: Any) -> RegistryServer:
+    def _serve(db_url: str, artefacts_root: Path, *, database: dict[str, Any] | None = None,
+               **server: Any) -> RegistryServer:
         workdir = tmp_path / f"server-{len(servers)}"
         workdir.mkdir()
         process = RegistryServer(database_url=db_url, artefacts_root=artefacts_root,
                                  workdir=workdir, config={
+                                     "database": database or {},
                                      "server": {"public_reads": False, **server},
                                      "shadow": {"in_serve": False}})
         servers.append(process)

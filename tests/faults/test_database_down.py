@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 PATIENCE = 120.0  # the client's timeout: generous, so that a hang shows as an error, not a pass
 BURST = 40  # more requests at once than the server's pool (10 + 20 overflow) holds
 POOL = 30  # the server's pool: 10 connections + 20 overflow (registry.db.make_engine)
+POOL_TIMEOUT_S = 1  # how long the busy server's request waits for one (default 10 s)
 
 
 def test_postgres_down_answers_503_then_recovers_without_a_restart(
@@ -109,9 +110,10 @@ def test_postgres_down_answers_503_then_recovers_without_a_restart(
 def test_a_database_too_slow_to_free_a_connection_answers_503(db_url, engine, tokens, register,
                                                                artefacts_root, serve) -> None:
     """Every pooled connection is stuck in a transaction waiting on a lock: the next request
-    waits for the pool's timeout, then answers 503 ``database_busy`` (not a 500)."""
+    waits for the pool's timeout (``database.pool_timeout_s``), then answers 503
+    ``database_busy`` (not a 500)."""
     stuck = [register(f"v{k}-stuck") for k in range(POOL + 1)]
-    server = serve(db_url, artefacts_root)
+    server = serve(db_url, artefacts_root, database={"pool_timeout_s": POOL_TIMEOUT_S})
     with http_client(server.url, tokens["admin"], timeout=PATIENCE) as admin, \
             http_client(server.url, tokens["read"], timeout=PATIENCE) as reader:
         assert admin.post(f"/versions/{stuck.pop()}/promote",

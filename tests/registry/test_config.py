@@ -96,6 +96,22 @@ def test_cross_field_checks(tmp_path: Path) -> None:
         load_config(path, environ={})
 
 
+def test_the_servers_pool_timeout_is_configured_and_bounded(tmp_path: Path) -> None:
+    from registry.api import create_app
+
+    path = _write(tmp_path, "database:\n  url: postgresql+psycopg://podium@db.invalid/podium\n"
+                            "  pool_timeout_s: 2.5\n")
+    engine = create_app(load_config(path, environ={})).state.engine
+    try:
+        assert engine.pool.timeout() == 2.5
+    finally:
+        engine.dispose()
+    for bad in ("0", "601"):
+        path = _write(tmp_path, f"database:\n  pool_timeout_s: {bad}\n")
+        with pytest.raises(ConfigError, match=r"podium\.yaml:2: database\.pool_timeout_s: "):
+            load_config(path, environ={})
+
+
 def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(_write(tmp_path, "- 1\n- 2\n"), environ={})
