@@ -1,8 +1,8 @@
 """Run one spec: resolve it, train it in a child process with a hard deadline, register it.
 
 The trainer runs as ``python -m trainer --config-file RESOLVED.json --out STAGING`` in its own
-process group (killed whole at ``time_budget_seconds + 15``, and with the zoo if the zoo dies:
-see ``zoo.deathsig``).
+process group (killed whole at ``time_budget_seconds`` plus ``zoo.kill_grace_seconds``, and
+with the zoo if the zoo dies: see ``zoo.deathsig``).
 Its bundle lands in ``runs/<run_id>/bundle``; only after the result line parses and SHA256SUMS
 verifies is it committed to ``models/<track>/<version_id>`` (renamed there, or uploaded to a
 bucket: ``registry.integrity.commit_bundle``) and registered as a challenger. So an
@@ -53,7 +53,6 @@ from zoo.runs import RunRecord, append_run
 from zoo.specs import ResolvedSpec, resolve_spec
 
 TRAINER_COMMAND: tuple[str, ...] = (sys.executable, "-m", "trainer")
-HARD_KILL_GRACE_SECONDS = 15.0
 POLL_SECONDS = 0.25
 
 # called while the trainer runs: (spec name, elapsed seconds, its last log line)
@@ -239,7 +238,8 @@ def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, 
     """Run the trainer child; kill its whole process group at the hard deadline."""
     config_file = run_dir / "resolved.json"
     config_file.write_text(json.dumps(resolved_config_json(config, resolved), indent=2) + "\n")
-    deadline = resolved.train.time_budget_seconds + HARD_KILL_GRACE_SECONDS
+    grace = config.zoo.kill_grace_seconds
+    deadline = resolved.train.time_budget_seconds + grace
     # a panel in a bucket is read by the trainer with the configuration's store settings
     env = {**os.environ, **store_environment(config.object_store), "PYTHONUNBUFFERED": "1"}
     env.setdefault("WANDB_DIR", str(config.artefacts_root / "wandb"))
@@ -263,8 +263,7 @@ def run_trainer(config: PodiumConfig, resolved: ResolvedSpec, *, run_dir: Path, 
                 if elapsed >= deadline:
                     _kill_group(child)
                     return TrainerResult("timeout", {}, f"killed at the hard deadline "
-                                         f"({deadline:.0f} s = budget + "
-                                         f"{HARD_KILL_GRACE_SECONDS:.0f} s)")
+                                         f"({deadline:.0f} s = budget + {grace:.0f} s)")
     return parse_result(stdout_path.read_bytes(), child.returncode, log_path)
 
 

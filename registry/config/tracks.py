@@ -39,6 +39,9 @@ class ZooConfig(Section):
     executor: Literal["local", "ray"] = "local"
     address: str | None = None  # unset: $RAY_ADDRESS, the cluster started here, or a new one
     resources: ResourceRequest = ResourceRequest()
+    kill_grace_seconds: float = Field(
+        15.0, ge=0, le=3600, description="a trainer still running this long after its "
+        "time_budget_seconds is killed with its whole process group")
 
 
 class SyntheticData(Section):

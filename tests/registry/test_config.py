@@ -96,7 +96,7 @@ def test_cross_field_checks(tmp_path: Path) -> None:
         load_config(path, environ={})
 
 
-def test_the_servers_pool_timeout_is_configured_and_bounded(tmp_path: Path) -> None:
+def test_the_pool_timeout_and_the_kill_grace_are_configured_and_bounded(tmp_path: Path) -> None:
     from registry.api import create_app
 
     path = _write(tmp_path, "database:\n  url: postgresql+psycopg://podium@db.invalid/podium\n"
@@ -106,10 +106,14 @@ def test_the_servers_pool_timeout_is_configured_and_bounded(tmp_path: Path) -> N
         assert engine.pool.timeout() == 2.5
     finally:
         engine.dispose()
-    for bad in ("0", "601"):
-        path = _write(tmp_path, f"database:\n  pool_timeout_s: {bad}\n")
-        with pytest.raises(ConfigError, match=r"podium\.yaml:2: database\.pool_timeout_s: "):
+    for section, key, bad in (("database", "pool_timeout_s", "0"),
+                              ("database", "pool_timeout_s", "601"),
+                              ("zoo", "kill_grace_seconds", "-1")):
+        path = _write(tmp_path, f"{section}:\n  {key}: {bad}\n")
+        with pytest.raises(ConfigError, match=rf"podium\.yaml:2: {section}\.{key}: "):
             load_config(path, environ={})
+    path = _write(tmp_path, "zoo:\n  kill_grace_seconds: 2\n")
+    assert load_config(path, environ={}).zoo.kill_grace_seconds == 2.0
 
 
 def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:

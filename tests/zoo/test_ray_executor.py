@@ -160,13 +160,14 @@ def test_the_hard_deadline_kills_the_trainer_on_its_worker(cluster, zoo_db, tmp_
     script = tmp_path / "behaviours.py"
     script.write_text(BEHAVIOURS)
     config, engine = zoo_db("deadline", model_specs=(ModelSpec(name="hang"),))
-    config = config.model_copy(update={"trainer": config.trainer.model_copy(
-        update={"time_budget_seconds": 0.01})})  # the deadline is about the 15 s grace
+    config = config.model_copy(update={  # the deadline is about the grace, 2 s here
+        "trainer": config.trainer.model_copy(update={"time_budget_seconds": 0.01}),
+        "zoo": config.zoo.model_copy(update={"kill_grace_seconds": 2.0})})
     [record] = run_specs_on_ray(config, config.model_specs, engine=engine,
                                 address=cluster.address,
                                 trainer_command=[sys.executable, str(script)])
     assert record.status == "timeout"
-    assert "killed at the hard deadline (15 s = budget + 15 s)" in record.message
+    assert "killed at the hard deadline (2 s = budget + 2 s)" in record.message
     assert registered(engine) == {}
     assert _processes_mentioning(str(script)) == []
 

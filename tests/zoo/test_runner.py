@@ -23,7 +23,6 @@ from tests.zoo.conftest import TINY
 from trainer.config import TrainConfig
 from trainer.dataset import open_feed
 from trainer.features import forward_target
-from zoo import runner
 from zoo.runner import run_spec
 from zoo.runs import read_runs
 from zoo.specs import active_specs
@@ -102,14 +101,13 @@ MISBEHAVING = {
 
 @pytest.mark.parametrize("behaviour", sorted(MISBEHAVING))
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # nothing reaches the database
-def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour,
-                                                                     monkeypatch):
+def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour):
     config, engine = tiny
     faulty = config
     if behaviour == "hang":  # hard deadline = 1 s budget + the grace (15 s; 2 s to wait out here)
-        monkeypatch.setattr(runner, "HARD_KILL_GRACE_SECONDS", 2.0)
-        faulty = config.model_copy(update={"trainer": config.trainer.model_copy(
-            update={"time_budget_seconds": 1.0})})
+        faulty = config.model_copy(update={
+            "trainer": config.trainer.model_copy(update={"time_budget_seconds": 1.0}),
+            "zoo": config.zoo.model_copy(update={"kill_grace_seconds": 2.0})})
     script = tmp_path / f"{behaviour}.py"
     script.write_text(MISBEHAVING[behaviour])
     spec = active_specs(config)[0]
