@@ -86,47 +86,51 @@ def test_a_sixty_day_spec_really_trains_on_sixty_day_targets(tiny) -> None:
         np.allclose(target[cutoff - 60] * 100, raw * 100, equal_nan=True)
 
 
+# A trainer's way to fail: its script, and the status and message the zoo records.
 MISBEHAVING = {
-    "crash": "import sys, pathlib\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
-             "out.mkdir(parents=True)\n(out / 'metadata.json').write_text('{}')\n"
-             "raise SystemExit('boom: CUDA out of memory')\n",
-    "garbage": "print('loss=0.1')\nprint('all done!')\n",
-    "error-json": "import json; print(json.dumps({'status': 'error', 'message': 'bad knob'}))\n"
-                  "raise SystemExit(2)\n",
-    "hang": "import subprocess, sys, time\n"
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            "time.sleep(600)\n",
+    "crash": ("import sys, pathlib\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
+              "out.mkdir(parents=True)\n(out / 'metadata.json').write_text('{}')\n"
+              "raise SystemExit('boom: CUDA out of memory')\n",
+              "failed", "exit code 1"),
+    "garbage": ("print('loss=0.1')\nprint('all done!')\n",
+                "failed", "printed 2 line(s) on stdout instead of one JSON result"),
+    "error-json": ("import json; print(json.dumps({'status': 'error', 'message': 'bad knob'}))\n"
+                   "raise SystemExit(2)\n",
+                   "failed", "the trainer failed: bad knob"),
+    "hang": ("import subprocess, sys, time\n"
+             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+             "time.sleep(600)\n",
+             "timeout", "killed at the hard deadline (3 s = budget + 2 s)"),
 }
 
 
-@pytest.mark.parametrize("behaviour", sorted(MISBEHAVING))
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # nothing reaches the database
-def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path, behaviour):
+def test_faulty_trainers_register_nothing_and_the_next_run_completes(tiny, tmp_path):
+    """Each way a trainer can fail, one after another on the same spec: none registers or
+    leaves a bundle or a process, and then the real trainer's run completes."""
     config, engine = tiny
-    faulty = config
-    if behaviour == "hang":  # hard deadline = 1 s budget + the grace (15 s; 2 s to wait out here)
-        faulty = config.model_copy(update={
-            "trainer": config.trainer.model_copy(update={"time_budget_seconds": 1.0}),
-            "zoo": config.zoo.model_copy(update={"kill_grace_seconds": 2.0})})
-    script = tmp_path / f"{behaviour}.py"
-    script.write_text(MISBEHAVING[behaviour])
     spec = active_specs(config)[0]
-    record = run_spec(faulty, spec, engine=engine, trainer_command=[sys.executable, str(script)])
-    expected = {"crash": ("failed", "exit code 1"),
-                "garbage": ("failed", "printed 2 line(s) on stdout instead of one JSON result"),
-                "error-json": ("failed", "the trainer failed: bad knob"),
-                "hang": ("timeout", "killed at the hard deadline (3 s = budget + 2 s)")}[behaviour]
-    assert record.status == expected[0]
-    assert expected[1] in record.message
-    assert registered(engine) == {}
-    assert not bundle_dir(config.artefacts_root, track=config.track,
-                          version_id=record.version_id).exists()
-    if behaviour == "hang":
-        assert _processes_mentioning(str(script)) == []
+    for behaviour, (code, status, message) in MISBEHAVING.items():
+        faulty = config
+        if behaviour == "hang":  # hard deadline = 1 s budget + the grace (15 s; 2 s here)
+            faulty = config.model_copy(update={
+                "trainer": config.trainer.model_copy(update={"time_budget_seconds": 1.0}),
+                "zoo": config.zoo.model_copy(update={"kill_grace_seconds": 2.0})})
+        script = tmp_path / f"{behaviour}.py"
+        script.write_text(code)
+        record = run_spec(faulty, spec, engine=engine,
+                          trainer_command=[sys.executable, str(script)])
+        assert (behaviour, record.status) == (behaviour, status), record.message
+        assert message in record.message, behaviour
+        assert registered(engine) == {}, behaviour
+        assert not bundle_dir(config.artefacts_root, track=config.track,
+                              version_id=record.version_id).exists(), behaviour
+        assert _processes_mentioning(str(script)) == [], behaviour
     again = run_spec(config, spec, engine=engine)  # the real trainer, on the usual budget
     assert again.status == "registered", again.message
     assert list(registered(engine)) == [again.version_id]
-    assert list(read_runs(config.artefacts_root)["status"]) == [expected[0], "registered"]
+    assert list(read_runs(config.artefacts_root)["status"]) == [
+        expected for _, expected, _ in MISBEHAVING.values()] + ["registered"]
 
 
 def test_zoo_killed_with_sigkill_mid_run_leaves_nothing_half_done(tiny, db_url, tmp_path):
