@@ -79,12 +79,12 @@ def cli(tool: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProce
 
 def test_own_panel_and_own_model_compete_and_the_gate_crowns_the_better(
         engine: Engine, db_url: str, artefacts_root: Path, tmp_path: Path, tokens,
-        landed_panel, panel_specs_trained) -> None:
+        landed_panel, request: pytest.FixtureRequest) -> None:
     panel_dir = tmp_path / "panel"
     landed_panel(panel_dir, PANEL_LANDED)
     trained = engine.dialect.name != "sqlite"
     if trained:  # bundles sealed on this panel, not yet registered here
-        _, template, template_versions = panel_specs_trained
+        _, template, template_versions = request.getfixturevalue("panel_specs_trained")
         shutil.copytree(template / "models", artefacts_root / "models")
     settings = own_data_config(
         tmp_path, server={"public_reads": False},
