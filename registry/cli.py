@@ -57,16 +57,13 @@ def migrate(config: ConfigOption = None) -> None:
     """Upgrade the database to the newest schema (creates it if it does not exist)."""
     from registry import migrations
     from registry.backup import check_schema
-    from registry.db import make_engine, safe_url, translate_db_errors
+    from registry.db import opened_engine, safe_url, translate_db_errors
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
+    with opened_engine(settings.database) as engine:
         with translate_db_errors():
             check_schema(engine)  # a schema from a newer Podium is left alone
         before, after = migrations.upgrade_to_head(engine)
-    finally:
-        engine.dispose()
     where = safe_url(settings.database.url)
     if before == after:
         console.print(f"database already at {after} (head): {where}")
@@ -119,16 +116,12 @@ def versions(
     """List model versions, newest first."""
     from registry import store
     from registry.api.schemas import ModelVersionPublic
-    from registry.db import make_engine, read_session
+    from registry.db import opened_engine, read_session
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with read_session(engine) as session:
-            check_track(track, store.list_tracks(session))
-            rows = store.list_versions(session, track=track, state=state, limit=limit)
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, read_session(engine) as session:
+        check_track(track, store.list_tracks(session))
+        rows = store.list_versions(session, track=track, state=state, limit=limit)
     if as_json:
         print_json([ModelVersionPublic.model_validate(v).model_dump(mode="json") for v in rows])
         return
@@ -150,16 +143,12 @@ def audit(
     """Show the audit log (transitions and refused promotions), newest first."""
     from registry import store
     from registry.api.schemas import AuditEntryPublic
-    from registry.db import make_engine, read_session
+    from registry.db import opened_engine, read_session
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with read_session(engine) as session:
-            check_track(track, store.list_tracks(session))
-            rows = store.list_audit(session, track=track, limit=limit)
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, read_session(engine) as session:
+        check_track(track, store.list_tracks(session))
+        rows = store.list_audit(session, track=track, limit=limit)
     if as_json:
         print_json([AuditEntryPublic.model_validate(e).model_dump(mode="json") for e in rows])
         return

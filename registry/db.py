@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Dialect, Engine, Executable, Insert, create_engine, event
 from sqlalchemy.engine import make_url
@@ -24,6 +24,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from registry.errors import Unavailable
+
+if TYPE_CHECKING:
+    from registry.config.storage import DatabaseConfig
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POOL_TIMEOUT_S = 10.0  # database.pool_timeout_s's default
@@ -38,6 +41,18 @@ def is_sqlite(engine: Engine) -> bool:
 def safe_url(url: str) -> str:
     """``url`` for messages: the password hidden."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def opened_engine(database: DatabaseConfig) -> Iterator[Engine]:
+    """The engine of one command on the configured database (its pool timeout included),
+    disposed of on the way out: what every ``registry``, ``shadow`` and ``zoo`` command that
+    reads or writes the registry opens."""
+    engine = make_engine(database.url, pool_timeout_s=database.pool_timeout_s)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def make_engine(url: str, *, pool_timeout_s: float = POOL_TIMEOUT_S, **kwargs: Any) -> Engine:

@@ -27,16 +27,13 @@ def gc(
     retention.retired_days, and objects of unknown versions; never a champion, the version a
     rollback would restore, or a version still shadowed. A dry run unless --apply.
     Exit codes: 0 done, 1 the store or the database failed, 2 bad configuration."""
-    from registry.db import make_engine
+    from registry.db import opened_engine
     from registry.retention import apply_gc, plan_gc
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
+    with opened_engine(settings.database) as engine:
         plan = plan_gc(settings, engine)
         freed = 0 if dry_run else apply_gc(settings, engine, plan)
-    finally:
-        engine.dispose()
     if as_json:
         print_json({"dry_run": dry_run, "bytes": plan.size, "freed": freed,
                     "items": [{"kind": i.kind, "location": i.location, "size": i.size,

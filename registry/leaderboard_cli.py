@@ -36,20 +36,16 @@ def leaderboard(
 
     --json prints a list with one leaderboard per track, as GET /tracks/{track}/leaderboard
     returns it (curves included)."""
-    from registry.db import make_engine, read_session
+    from registry.db import opened_engine, read_session
     from registry.evidence import read_leaderboard  # scipy/pandas: only when asked
     from registry.store import list_tracks
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with read_session(engine) as session:
-            known = list_tracks(session)
-            check_track(track, known)
-            tracks = [track] if track else known
-            boards = [read_leaderboard(session, track=t, config=settings) for t in tracks]
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, read_session(engine) as session:
+        known = list_tracks(session)
+        check_track(track, known)
+        tracks = [track] if track else known
+        boards = [read_leaderboard(session, track=t, config=settings) for t in tracks]
     if as_json:
         from registry.api.schemas import Leaderboard
 

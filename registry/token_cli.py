@@ -35,16 +35,12 @@ def token_create(
 
     `registry token create ci-deployer --scope promote` (`--name NAME` is accepted too)."""
     from registry.auth import create_token
-    from registry.db import make_engine, write_session
+    from registry.db import opened_engine, write_session
 
     name = _one_name(name, name_option)
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with write_session(engine) as session:
-            row, token = create_token(session, name=name, scope=scope)
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, write_session(engine) as session:
+        row, token = create_token(session, name=name, scope=scope)
     print(token)
     err_console.print(f"token {row.name!r} (scope {row.scope}) created; it is shown only "
                       "this once: store it now", markup=False)
@@ -66,16 +62,12 @@ def token_list(config: ConfigOption = None, as_json: JsonOption = False) -> None
 
     Shows each token's name, scope and dates: never a token or its hash."""
     from registry.auth import list_tokens
-    from registry.db import make_engine, read_session
+    from registry.db import opened_engine, read_session
     from registry.store import as_utc
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with read_session(engine) as session:
-            rows = list_tokens(session)
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, read_session(engine) as session:
+        rows = list_tokens(session)
     if as_json:
         print_json([{"name": t.name, "scope": t.scope,
                      "created_at": as_utc(t.created_at).isoformat(),
@@ -102,14 +94,10 @@ def token_revoke(
     checked for at most 5 seconds, so the revoked token stops working there within that time.
     Exit codes: 0 revoked, 1 no such token or already revoked, 2 bad usage or configuration."""
     from registry.auth import revoke_token
-    from registry.db import make_engine, write_session
+    from registry.db import opened_engine, write_session
 
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with write_session(engine) as session:
-            row = revoke_token(session, name)
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, write_session(engine) as session:
+        row = revoke_token(session, name)
     err_console.print(f"token {row.name!r} (scope {row.scope}) revoked; running servers "
                       "refuse it within 5 seconds", markup=False, soft_wrap=True)

@@ -9,6 +9,7 @@ tracks' shadow leases (host, pid and start are printed): try again once they fin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -27,7 +28,7 @@ from registry.console import (
     run,
     table,
 )
-from registry.db import make_engine
+from registry.db import opened_engine
 from registry.errors import ConfigError, PodiumError
 from registry.progress_bars import scoring_bar
 from shadow.runner import ShadowRun, run_shadow
@@ -52,12 +53,8 @@ def run_command(config: ConfigOption = None, as_json: JsonOption = False) -> Non
 
     --json prints the run's summary as JSON on stdout."""
     settings = get_config(config)
-    engine = make_engine(settings.database.url)
-    try:
-        with scoring_bar("shadow") as report:
-            result = run_shadow(settings, engine, progress=report)
-    finally:
-        engine.dispose()
+    with opened_engine(settings.database) as engine, scoring_bar("shadow") as report:
+        result = run_shadow(settings, engine, progress=report)
     if as_json:
         print_json(_summary(result))
     else:
@@ -107,15 +104,11 @@ def schedule(config: ConfigOption = None) -> None:
     settings = get_config(config)
     trigger(settings)  # a bad cron is a configuration error before anything starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    engine = make_engine(settings.database.url)
     console.print(f"shadow schedule: {settings.shadow.schedule!r} (UTC); landing "
                   f"{settings.shadow.feed_days_per_tick} day(s) a tick; Ctrl-C to stop")
-    try:
+    with opened_engine(settings.database) as engine, \
+            contextlib.suppress(KeyboardInterrupt, SystemExit):
         blocking_scheduler(settings, engine).start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        engine.dispose()
 
 
 def _report(result: ShadowRun) -> None:

@@ -30,7 +30,7 @@ from registry.console import (
     run,
     table,
 )
-from registry.db import make_engine, read_session
+from registry.db import opened_engine, read_session
 from registry.errors import ConfigError
 from registry.progress_bars import cluster_board, training_bar
 from zoo.runner import run_spec
@@ -82,8 +82,7 @@ def main(
     executor = executor or settings.zoo.executor
     if address is not None and executor != "ray":
         raise fail("--address names a Ray cluster: use it with --executor ray", exit_code=2)
-    engine = make_engine(settings.database.url)
-    try:
+    with opened_engine(settings.database) as engine:
         if list_specs:
             _list(settings, engine, as_json=as_json)
             return
@@ -103,8 +102,6 @@ def main(
         else:
             records = [_run_one(settings, s, engine=engine, force=force, out=out)
                        for s in specs]
-    finally:
-        engine.dispose()
     if as_json:
         print_json([{"spec": r.spec, "status": r.status, "version_id": r.version_id,
                      "duration_seconds": r.duration_seconds, "message": r.message,

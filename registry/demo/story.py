@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from registry import migrations, store
 from registry.config import ModelSpec, PodiumConfig
 from registry.console import console, fail, get_config
-from registry.db import make_engine, read_session, safe_url
+from registry.db import opened_engine, read_session, safe_url
 from registry.demo.first_champion import crown_when_evident
 from registry.demo.server import bind_listener, url_host
 from registry.demo.serving import serve_and_promote
@@ -45,8 +45,7 @@ def run_demo(config_path: Path | None, *, serve: bool, host: str | None, port: i
                   f"{safe_url(settings.database.url)} · artefacts {settings.artefacts_root}",
                   markup=False, soft_wrap=True)
     started = time.monotonic()
-    engine = make_engine(settings.database.url)
-    try:
+    with closing(listener), opened_engine(settings.database) as engine:
         steps = StepHeadings()
         with steps("migrate the database"):
             _migrate(engine, settings)
@@ -89,9 +88,6 @@ def run_demo(config_path: Path | None, *, serve: bool, host: str | None, port: i
                           style="dim")
             serve_and_promote(settings, engine, listener, url=url, keep_serving=serve,
                               tick_seconds=tick_seconds)
-    finally:
-        engine.dispose()
-        listener.close()
     return 0
 
 
