@@ -6,12 +6,15 @@ schema, dropped afterwards, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +42,19 @@ BACKENDS = [
         not POSTGRES_URL, reason="PODIUM_TEST_POSTGRES_URL not set")),
 ]
 
+
+
+def imported_by(code: str, names: Iterable[str], *, cwd: Path = REPO
+                ) -> tuple[list[str], subprocess.CompletedProcess]:
+    """Run ``code`` in a fresh interpreter (this one, from ``cwd``); returns which of ``names``
+    (top-level packages or dotted modules) it imported, sorted, and the finished process (its
+    last line of output is the list). ``code`` failing fails the test."""
+    probe = (f"{code}\nimport sys\n"
+             f"print(sorted(n for n in {sorted(names)!r} if n in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.splitlines()[-1]), done
 
 @pytest.fixture(scope="session", autouse=True)
 def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +18,7 @@ from registry import promotion, store
 from registry.db import write_session
 from registry.models import ApiToken, ShadowScore, utcnow
 from tests.api.conftest import API, TRACK, assert_problem
-from tests.conftest import REPO
+from tests.conftest import imported_by
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 START = dt.date(2025, 7, 1)
@@ -381,17 +379,12 @@ def test_page_routes_stay_out_of_the_openapi_schema_and_docs_still_work(client) 
 
 
 def test_serving_imports_neither_jinja_nor_plotly_nor_pandas_until_asked(tmp_path) -> None:
-    script = (
-        "import sys\n"
-        "from registry.api import create_app\n"
-        "from registry.config import PodiumConfig\n"
+    loaded, _ = imported_by(
+        "from registry.api import create_app\nfrom registry.config import PodiumConfig\n"
         f"create_app(PodiumConfig.model_validate({{'database': {{'url': "
-        f"'sqlite:///{tmp_path / 'x.db'}'}}}}))\n"
-        "print(sorted(m for m in ('jinja2', 'plotly', 'pandas', 'registry.evidence') "
-        "if m in sys.modules))\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=REPO, timeout=120, check=True)
-    assert result.stdout.strip() == "[]"
+        f"'sqlite:///{tmp_path / 'x.db'}'}}}}))",
+        ["jinja2", "plotly", "pandas", "registry.evidence"])
+    assert loaded == []
 
 
 @pytest.mark.parametrize("path", ["/sign-in", "/sign-out"])

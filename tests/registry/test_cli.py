@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from registry import migrations
-from tests.conftest import REPO
+from tests.conftest import REPO, imported_by
 
 BIN = Path(sys.executable).parent
 
@@ -67,15 +67,12 @@ def test_help_everywhere(command: list[str], tmp_path: Path) -> None:
 def test_help_and_rest_commands_start_without_the_database_layer(tmp_path: Path) -> None:
     """``--help`` and the commands that go through the REST API import neither SQLAlchemy nor
     Alembic: they start in a fraction of the time a database command takes."""
-    code = ("import sys\nfrom registry.cli import app\nfrom registry.console import run\n"
-            "codes = [run(app, ['--help']), run(app, ['external', 'submissions', "
-            "'v1-a-20240101-0123abcd', '--url', 'http://127.0.0.1:9', '--token', 't'])]\n"
-            "loaded = {m.split('.')[0] for m in sys.modules}\n"
-            "print(codes, sorted(loaded & {'sqlalchemy', 'sqlmodel', 'alembic', 'pyarrow'}))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[0, 1] []"
+    loaded, done = imported_by(
+        "from registry.cli import app\nfrom registry.console import run\n"
+        "print([run(app, ['--help']), run(app, ['external', 'submissions', "
+        "'v1-a-20240101-0123abcd', '--url', 'http://127.0.0.1:9', '--token', 't'])])",
+        ["sqlalchemy", "sqlmodel", "alembic", "pyarrow"], cwd=tmp_path)
+    assert loaded == [] and done.stdout.splitlines()[-2] == "[0, 1]"
     assert "cannot reach the registry at http://127.0.0.1:9" in done.stderr, done.stderr
 
 

@@ -1,8 +1,5 @@
 """Portfolio maths against hand-worked books and scipy's Spearman correlation."""
 
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +19,7 @@ from scorer.portfolio import (
     turnover,
 )
 from scorer.settings import PortfolioSettings
+from tests.conftest import imported_by
 
 
 def test_top_and_bottom_quintile_hold_one_asset_each():
@@ -261,10 +259,7 @@ def test_a_recorded_book_settles_like_the_computed_one():
 
 def test_tied_ranks_need_no_scipy():
     """A fresh ``shadow run`` ranks tied scores without importing SciPy's statistics."""
-    code = ("import sys, numpy as np\nfrom scorer.portfolio import ranked_book\n"
-            "weights, ranks = ranked_book(np.array([[1.0, 1.0, 2.0, 0.5]]), 0.25)\n"
-            "assert ranks.tolist() == [[2.5, 2.5, 4.0, 1.0]], ranks\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parents[2])
-    assert done.stdout.strip() == "[]"
+    loaded, _ = imported_by("import numpy as np\nfrom scorer.portfolio import ranked_book\n"
+                            "weights, ranks = ranked_book(np.array([[1.0, 1.0, 2.0, 0.5]]), 0.25)\n"
+                            "assert ranks.tolist() == [[2.5, 2.5, 4.0, 1.0]], ranks", ["scipy"])
+    assert loaded == []

@@ -22,11 +22,10 @@ from zoo.specs import active_specs
 SPECS = ("linear-5d", "resmom")
 
 
-def train_tiny(base: Path, specs: tuple[str, ...]) -> tuple[Path, list[tuple[str, str, str]]]:
-    """(artefacts root, [(version_id, fingerprint, spec)]): ``specs`` of examples/tiny.yaml
-    trained through the zoo under ``base``."""
-    url = f"sqlite:///{base / 'template.db'}"
-    config = tiny_config(url, base / "artefacts")
+def _train_through_zoo(config: PodiumConfig, url: str, specs: tuple[str, ...]
+                      ) -> list[tuple[str, str, str]]:
+    """``specs`` of ``config`` trained and registered through the zoo on a fresh database at
+    ``url``; returns [(version_id, fingerprint, spec)]."""
     engine = make_engine(url)
     migrations.upgrade(engine)
     for spec in active_specs(config):
@@ -36,6 +35,15 @@ def train_tiny(base: Path, specs: tuple[str, ...]) -> tuple[Path, list[tuple[str
         versions = [(v.version_id, v.fingerprint, v.spec_name)
                     for v in store.list_versions(session)]
     engine.dispose()
+    return versions
+
+
+def train_tiny(base: Path, specs: tuple[str, ...]) -> tuple[Path, list[tuple[str, str, str]]]:
+    """(artefacts root, [(version_id, fingerprint, spec)]): ``specs`` of examples/tiny.yaml
+    trained through the zoo under ``base``."""
+    url = f"sqlite:///{base / 'template.db'}"
+    config = tiny_config(url, base / "artefacts")
+    versions = _train_through_zoo(config, url, specs)
     return base / "artefacts", versions
 
 
@@ -134,15 +142,7 @@ def train_on_panel(base: Path, specs: tuple[str, ...]
     at ``base / "panel"``."""
     url = f"sqlite:///{base / 'template.db'}"
     config = panel_config(url, base / "artefacts", base / "panel")
-    engine = make_engine(url)
-    migrations.upgrade(engine)
-    for spec in active_specs(config):
-        if spec.name in specs:
-            assert run_spec(config, spec, engine=engine).status == "registered"
-    with read_session(engine) as session:
-        versions = [(v.version_id, v.fingerprint, v.spec_name)
-                    for v in store.list_versions(session)]
-    engine.dispose()
+    versions = _train_through_zoo(config, url, specs)
     return base / "panel", base / "artefacts", versions
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import scipy.stats
 
+from tests.conftest import imported_by
 from trainer.rank_ic import rank_ic
 
 
@@ -47,10 +44,8 @@ def test_rank_ic_averages_tied_ranks_like_scipy() -> None:
 
 def test_tied_ranks_need_no_scipy() -> None:
     """Every training run ranks its validation scores: without importing SciPy's statistics."""
-    code = ("import sys, numpy as np\nfrom trainer.rank_ic import centred_ranks\n"
-            "ranks = centred_ranks(np.array([[1.0, 1.0, 2.0, 0.5]]), np.ones((1, 4), bool))\n"
-            "assert ranks.tolist() == [[0.0, 0.0, 1.5, -1.5]], ranks\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parents[2])
-    assert done.stdout.strip() == "[]"
+    loaded, _ = imported_by(
+        "import numpy as np\nfrom trainer.rank_ic import centred_ranks\n"
+        "ranks = centred_ranks(np.array([[1.0, 1.0, 2.0, 0.5]]), np.ones((1, 4), bool))\n"
+        "assert ranks.tolist() == [[0.0, 0.0, 1.5, -1.5]], ranks", ["scipy"])
+    assert loaded == []
