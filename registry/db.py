@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Dialect, Engine, Executable, Insert, create_engine, event
 from sqlalchemy.engine import make_url
@@ -23,13 +23,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
+from registry.config.storage import DatabaseConfig
 from registry.errors import Unavailable
 
-if TYPE_CHECKING:
-    from registry.config.storage import DatabaseConfig
-
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-POOL_TIMEOUT_S = 10.0  # database.pool_timeout_s's default
+POOL_TIMEOUT_S: float = DatabaseConfig.model_fields["pool_timeout_s"].default
 MAX_PARAMETERS = 999  # per statement: SQLite's oldest limit (newer builds allow 32,766)
 _IMMEDIATE = "podium_sqlite_immediate"
 

@@ -43,7 +43,6 @@ BACKENDS = [
 ]
 
 
-
 def imported_by(code: str, names: Iterable[str], *, cwd: Path = REPO
                 ) -> tuple[list[str], subprocess.CompletedProcess]:
     """Run ``code`` in a fresh interpreter (this one, from ``cwd``); returns which of ``names``
@@ -55,6 +54,7 @@ def imported_by(code: str, names: Iterable[str], *, cwd: Path = REPO
                           cwd=cwd, timeout=120)
     assert done.returncode == 0, done.stderr
     return ast.literal_eval(done.stdout.splitlines()[-1]), done
+
 
 @pytest.fixture(scope="session", autouse=True)
 def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
