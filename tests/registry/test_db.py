@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import text
 
 from registry.config.storage import DatabaseConfig
 from registry.db import is_sqlite, opened_engine, read_session
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_command_engine_takes_the_configured_pool_timeout_and_closes_its_connections(
         db_url) -> None:
     with opened_engine(DatabaseConfig(url=db_url, pool_timeout_s=3)) as engine:
