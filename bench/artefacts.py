@@ -13,26 +13,35 @@ in this process):
   an empty cache; verified and restored either way (the process's restored-model cache is
   dropped first). The first cold load is reported apart: the server then fetches the bundle
   from the bucket too; later ones it sends from its own verified copy;
-- **cached load**: the same consumer again with the bundle already in its cache;
+- **cached load**: the same consumer again with the bundle already in its cache.
 
-and reports medians, the ratio bucket / local, the bytes each load transferred and the requests
-the S3 server answered for each step. It also times one request alone (an empty object put in
-the bucket), the least any write to the bucket can cost, against the local register.
+Each step runs on both stores in turn, repeat after repeat (the order alternating), so that
+whatever drifts during a run weighs on both alike. It reports medians, the ratio bucket /
+local, the bytes each load transferred and the requests the S3 server answered for each step.
+It also times one request alone (an empty object put in the bucket), the least any write to
+the bucket can cost, against the local register.
 
-    .venv/bin/python bench/artefacts.py [--repeats 5] [--quick]
+Everything it writes (bundles, databases, caches) goes in a temporary directory under
+``--workdir``, by default the checkout's ``var/bench``, beside Podium's default artefacts root:
+a cold load from the bucket creates every file of the bundle in the consumer's cache (a load
+from the shared directory creates none), so that figure depends on how fast the disk creates
+files.
+
+    .venv/bin/python bench/artefacts.py [--repeats 5] [--quick] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -40,12 +49,12 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from registry import migrations, promotion, store  # noqa: E402
+from registry import bundle_archive, migrations, promotion, store  # noqa: E402
 from registry.client import load_champion  # noqa: E402
 from registry.config import load_config  # noqa: E402
 from registry.db import make_engine, write_session  # noqa: E402
 from registry.ids import build_version_id  # noqa: E402
-from registry.integrity import bundle_key, commit_bundle  # noqa: E402
+from registry.integrity import archive_key, bundle_key, commit_bundle  # noqa: E402
 from registry.storage import ArtefactStore, LocalStore, ObjectStore  # noqa: E402
 from registry.testing import LoopbackS3, RegistryServer  # noqa: E402
 from trainer import load_model, serving  # noqa: E402
@@ -96,50 +105,93 @@ def load_once(url: str, *, artefacts_root: Path | None, cache: Path) -> tuple[fl
         return elapsed, champion.bytes_downloaded
 
 
-def measure(name: str, artefacts: ArtefactStore, trained: Path, work: Path, *, label: str,
-            cutoff, repeats: int, env: dict[str, str], s3: LoopbackS3
-            ) -> dict[str, list[float]]:
-    work.mkdir(parents=True)
-    db_url = f"sqlite:///{work / 'podium.db'}"
-    engine = make_engine(db_url)
-    migrations.upgrade(engine)
-    figures: dict[str, list[float]] = {key: [] for key in (
-        "register", "first", "cold", "cached", "cold_bytes", "cached_bytes", "register_requests",
-        "first_requests", "cold_requests", "cached_requests")}
-    version_id = None
+@dataclass
+class Side:
+    """One store under test: its registry database, its server, what it measured."""
+
+    name: str
+    artefacts: ArtefactStore
+    work: Path
+    env: dict[str, str]
+    db_url: str = ""
+    version_id: str = ""
+    figures: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in (
+        "register", "first", "cold", "cached", "cold_bytes", "cached_bytes",
+        "register_requests", "first_requests", "cold_requests", "cached_requests",
+        "unpack")})
+
+    @property
+    def shared_root(self) -> Path | None:
+        """What the consumer reads directly: the local root; none for the bucket."""
+        return self.artefacts.root if isinstance(self.artefacts, LocalStore) else None
+
+
+def in_turn(sides: list[Side], k: int) -> list[Side]:
+    """Both sides, in an order that alternates from one repeat to the next."""
+    return sides if k % 2 == 0 else sides[::-1]
+
+
+def measure(sides: list[Side], trained: Path, *, label: str, cutoff, repeats: int,
+            s3: LoopbackS3) -> None:
+    """Each step on both stores in turn, repeat after repeat, so that whatever drifts during
+    the run (the process's heap, the machine's other load) weighs on both alike."""
+    engines = {}
+    for side in sides:
+        side.work.mkdir(parents=True)
+        side.db_url = f"sqlite:///{side.work / 'podium.db'}"
+        engines[side.name] = make_engine(side.db_url)
+        migrations.upgrade(engines[side.name])
     for k in range(repeats):
-        s3.take()
-        version_id, elapsed = register_once(artefacts, engine, trained, work, label=label,
-                                            cutoff=cutoff, k=k)
-        figures["register"].append(elapsed)
-        figures["register_requests"].append(s3.take().total())
-    with write_session(engine) as session:
-        promotion.promote_version(session, version_id=version_id, actor="bench", reason="bench",
-                                  gate=None, force=True, artefacts_root=artefacts)
-    engine.dispose()
-    root = artefacts.root if isinstance(artefacts, LocalStore) else None
-    server = RegistryServer(database_url=db_url, artefacts_root=artefacts.url,
-                            workdir=work, config={"server": {"public_reads": True},
-                                                  "shadow": {"in_serve": False}})
-    server.env.update(env)
-    # the server runs this checkout's code, whatever the relative PYTHONPATH it was started with
-    server.env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
-    with server:
-        for k in range(repeats):
-            cache = work / f"cache-{k}"
+        for side in in_turn(sides, k):
             s3.take()
-            elapsed, transferred = load_once(server.url, artefacts_root=root, cache=cache)
-            cold = "first" if k == 0 else "cold"
-            figures[cold].append(elapsed)
-            figures[f"{cold}_requests"].append(s3.take().total())
-            figures["cold_bytes"].append(transferred)
-            elapsed, transferred = load_once(server.url, artefacts_root=root, cache=cache)
-            figures["cached"].append(elapsed)
-            figures["cached_bytes"].append(transferred)
-            figures["cached_requests"].append(s3.take().total())
-    print(f"{name}: done", file=sys.stderr)
-    return figures
+            side.version_id, elapsed = register_once(
+                side.artefacts, engines[side.name], trained, side.work, label=label,
+                cutoff=cutoff, k=k)
+            side.figures["register"].append(elapsed)
+            side.figures["register_requests"].append(s3.take().total())
+    servers = []
+    for side in sides:
+        engine = engines[side.name]
+        with write_session(engine) as session:
+            promotion.promote_version(session, version_id=side.version_id, actor="bench",
+                                      reason="bench", gate=None, force=True,
+                                      artefacts_root=side.artefacts)
+        engine.dispose()
+        server = RegistryServer(database_url=side.db_url, artefacts_root=side.artefacts.url,
+                                workdir=side.work, config={"server": {"public_reads": True},
+                                                           "shadow": {"in_serve": False}})
+        server.env.update(side.env)
+        # the server runs this checkout's code, whatever the relative PYTHONPATH it was
+        # started with
+        server.env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+        servers.append(server)
+    archives = {side.name: side.artefacts.get(archive_key(bundle_key(
+        track=TRACK, version_id=side.version_id))) for side in sides
+        if not isinstance(side.artefacts, LocalStore)}
+    with contextlib.ExitStack() as stack:
+        urls = {side.name: stack.enter_context(server).url
+                for side, server in zip(sides, servers, strict=True)}
+        for k in range(repeats):
+            for side in in_turn(sides, k):
+                cache = side.work / f"cache-{k}"
+                s3.take()
+                elapsed, transferred = load_once(urls[side.name], artefacts_root=side.shared_root,
+                                                 cache=cache)
+                cold = "first" if k == 0 else "cold"
+                side.figures[cold].append(elapsed)
+                side.figures[f"{cold}_requests"].append(s3.take().total())
+                side.figures["cold_bytes"].append(transferred)
+                if side.name in archives:  # the disk's share: the same files written again
+                    started = time.perf_counter()
+                    bundle_archive.unpack([archives[side.name]], side.work / f"unpacked-{k}",
+                                          name="bench")
+                    side.figures["unpack"].append(time.perf_counter() - started)
+                elapsed, transferred = load_once(urls[side.name], artefacts_root=side.shared_root,
+                                                 cache=cache)
+                side.figures["cached"].append(elapsed)
+                side.figures["cached_bytes"].append(transferred)
+                side.figures["cached_requests"].append(s3.take().total())
 
 
 def one_request(bucket: ObjectStore, count: int) -> list[float]:
@@ -156,13 +208,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="the tiny example market")
+    parser.add_argument("--workdir", type=Path, default=REPO / "var" / "bench",
+                        help="where the run's temporary directory goes (default: %(default)s)")
     args = parser.parse_args()
     if args.repeats < 2:
         parser.error("--repeats: at least 2 (the first cold load is reported apart)")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     console = Console()
     config_file = REPO / ("examples/tiny.yaml" if args.quick else "sample.yaml")
-    with tempfile.TemporaryDirectory(prefix="podium-bench-artefacts-") as tmp, \
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="podium-bench-artefacts-", dir=args.workdir) as tmp, \
             LoopbackS3() as s3:
         work = Path(tmp)
         started = time.perf_counter()
@@ -178,10 +233,10 @@ def main() -> None:
         env = {"AWS_ENDPOINT_URL": s3.endpoint, "AWS_REGION": S3_KEYS["region"],
                "AWS_ACCESS_KEY_ID": S3_KEYS["access_key_id"],
                "AWS_SECRET_ACCESS_KEY": S3_KEYS["secret_access_key"]}
-        local = measure("local", LocalStore(work / "local-root"), trained, work / "local",
-                        label=label, cutoff=cutoff, repeats=args.repeats, env={}, s3=s3)
-        remote = measure("s3", bucket, trained, work / "s3", label=label, cutoff=cutoff,
-                         repeats=args.repeats, env=env, s3=s3)
+        sides = [Side("local", LocalStore(work / "local-root"), work / "local", env={}),
+                 Side("s3", bucket, work / "s3", env=env)]
+        measure(sides, trained, label=label, cutoff=cutoff, repeats=args.repeats, s3=s3)
+        local, remote = (side.figures for side in sides)
         floor = statistics.median(one_request(bucket, max(20, args.repeats)))
     table = Table(title=f"bundle register and load, median of {args.repeats} "
                         f"({files} files, {size / 1024:.0f} KiB)")
@@ -195,6 +250,11 @@ def main() -> None:
         a, b = statistics.median(local[key]), statistics.median(remote[key])
         table.add_row(what, f"{a * 1000:.1f} ms", f"{b * 1000:.1f} ms", f"{b / a:.2f}×",
                       target)
+    cold_gap = statistics.median(remote["cold"]) - statistics.median(local["cold"])
+    unpack = statistics.median(remote["unpack"])
+    table.add_row(f"  writing its {files} files into a cache (timed apart)", "",
+                  f"{unpack * 1000:.1f} ms", f"{unpack / cold_gap:.0%} of the gap"
+                  if cold_gap > 0 else "", "")
     register = statistics.median(local["register"])
     table.add_row("one request alone (empty put)", "", f"{floor * 1000:.1f} ms",
                   f"{floor / register:.2f}× register", "")
