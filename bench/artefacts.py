@@ -28,6 +28,7 @@ from the shared directory creates none), so that figure depends on how fast the 
 files.
 
     .venv/bin/python bench/artefacts.py [--repeats 5] [--quick] [--workdir DIR]
+        [--endpoint URL --bucket NAME]   # an S3-compatible server of your own instead of moto
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +57,12 @@ from registry.config import load_config  # noqa: E402
 from registry.db import make_engine, write_session  # noqa: E402
 from registry.ids import build_version_id  # noqa: E402
 from registry.integrity import archive_key, bundle_key, commit_bundle  # noqa: E402
-from registry.storage import ArtefactStore, LocalStore, ObjectStore  # noqa: E402
+from registry.storage import (  # noqa: E402
+    ArtefactStore,
+    LocalStore,
+    ObjectStore,
+    StorageUnavailable,
+)
 from registry.testing import LoopbackS3, RegistryServer  # noqa: E402
 from trainer import load_model, serving  # noqa: E402
 from trainer.config import ResolvedConfig, RunSettings, WandbSettings  # noqa: E402
@@ -126,13 +133,27 @@ class Side:
         return self.artefacts.root if isinstance(self.artefacts, LocalStore) else None
 
 
+class RequestCount:
+    """The requests the loopback server answers from now until :meth:`record` (none are
+    counted on a server of one's own, ``--endpoint``)."""
+
+    def __init__(self, s3: LoopbackS3 | None) -> None:
+        self._s3 = s3
+        if s3 is not None:
+            s3.take()
+
+    def record(self, into: list[float]) -> None:
+        if self._s3 is not None:
+            into.append(self._s3.take().total())
+
+
 def in_turn(sides: list[Side], k: int) -> list[Side]:
     """Both sides, in an order that alternates from one repeat to the next."""
     return sides if k % 2 == 0 else sides[::-1]
 
 
 def measure(sides: list[Side], trained: Path, *, label: str, cutoff, repeats: int,
-            s3: LoopbackS3) -> None:
+            s3: LoopbackS3 | None) -> None:
     """Each step on both stores in turn, repeat after repeat, so that whatever drifts during
     the run (the process's heap, the machine's other load) weighs on both alike."""
     engines = {}
@@ -143,12 +164,12 @@ def measure(sides: list[Side], trained: Path, *, label: str, cutoff, repeats: in
         migrations.upgrade(engines[side.name])
     for k in range(repeats):
         for side in in_turn(sides, k):
-            s3.take()
+            requests = RequestCount(s3)
             side.version_id, elapsed = register_once(
                 side.artefacts, engines[side.name], trained, side.work, label=label,
                 cutoff=cutoff, k=k)
             side.figures["register"].append(elapsed)
-            side.figures["register_requests"].append(s3.take().total())
+            requests.record(side.figures["register_requests"])
     servers = []
     for side in sides:
         engine = engines[side.name]
@@ -175,23 +196,24 @@ def measure(sides: list[Side], trained: Path, *, label: str, cutoff, repeats: in
         for k in range(repeats):
             for side in in_turn(sides, k):
                 cache = side.work / f"cache-{k}"
-                s3.take()
+                requests = RequestCount(s3)
                 elapsed, transferred = load_once(urls[side.name], artefacts_root=side.shared_root,
                                                  cache=cache)
                 cold = "first" if k == 0 else "cold"
                 side.figures[cold].append(elapsed)
-                side.figures[f"{cold}_requests"].append(s3.take().total())
+                requests.record(side.figures[f"{cold}_requests"])
                 side.figures["cold_bytes"].append(transferred)
                 if side.name in archives:  # the disk's share: the same files written again
                     started = time.perf_counter()
                     bundle_archive.unpack([archives[side.name]], side.work / f"unpacked-{k}",
                                           name="bench")
                     side.figures["unpack"].append(time.perf_counter() - started)
+                requests = RequestCount(s3)
                 elapsed, transferred = load_once(urls[side.name], artefacts_root=side.shared_root,
                                                  cache=cache)
                 side.figures["cached"].append(elapsed)
                 side.figures["cached_bytes"].append(transferred)
-                side.figures["cached_requests"].append(s3.take().total())
+                requests.record(side.figures["cached_requests"])
 
 
 def one_request(bucket: ObjectStore, count: int) -> list[float]:
@@ -204,12 +226,44 @@ def one_request(bucket: ObjectStore, count: int) -> list[float]:
     return times
 
 
+def open_bucket(args: argparse.Namespace, stack: contextlib.ExitStack
+                ) -> tuple[LoopbackS3 | None, ObjectStore, dict[str, str]]:
+    """The bucket measured, on moto's server started here or on ``--endpoint``: (the loopback
+    server or None, the store, the ``AWS_*`` variables a registry server needs to reach it)."""
+    if args.endpoint is None:
+        s3 = stack.enter_context(LoopbackS3())
+        endpoint, name, prefix = s3.endpoint, s3.make_bucket(args.bucket), "artefacts"
+        keys = S3_KEYS
+    else:
+        s3, endpoint, name = None, args.endpoint, args.bucket
+        prefix = f"podium-bench-{uuid.uuid4().hex[:8]}"
+        keys = {"region": os.environ.get("AWS_REGION", "us-east-1"),
+                "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "")}
+    bucket = ObjectStore(f"s3://{name}/{prefix}", options={**keys, "endpoint": endpoint})
+    bucket.put("floor/reachable", b"")  # an unusable bucket fails here, before any training
+    if s3 is None:  # what the run wrote goes with it
+        stack.callback(lambda: [bucket.delete_prefix(top) for top in ("models", "floor")])
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": keys["region"],
+           "AWS_ACCESS_KEY_ID": keys["access_key_id"],
+           "AWS_SECRET_ACCESS_KEY": keys["secret_access_key"]}
+    return s3, bucket, env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="the tiny example market")
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "bench",
                         help="where the run's temporary directory goes (default: %(default)s)")
+    parser.add_argument("--endpoint", metavar="URL",
+                        help="an S3-compatible server of your own to measure instead of moto's "
+                             "in this process (e.g. http://127.0.0.1:9000): --bucket must exist "
+                             "there, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_REGION) "
+                             "are its credentials, and requests are not counted")
+    parser.add_argument("--bucket", default="podium-bench",
+                        help="the bucket to work in (default: %(default)s); the run writes under "
+                             "a prefix of its own and removes it at the end")
     args = parser.parse_args()
     if args.repeats < 2:
         parser.error("--repeats: at least 2 (the first cold load is reported apart)")
@@ -217,9 +271,12 @@ def main() -> None:
     console = Console()
     config_file = REPO / ("examples/tiny.yaml" if args.quick else "sample.yaml")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="podium-bench-artefacts-", dir=args.workdir) as tmp, \
-            LoopbackS3() as s3:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="podium-bench-artefacts-", dir=args.workdir)))
+        s3, bucket, env = open_bucket(args, stack)
+        console.print(f"bucket: {bucket.url}" + (f" at {args.endpoint}" if args.endpoint else
+                                                 " on moto's server in this process"))
         started = time.perf_counter()
         trained, label, cutoff = train_bundle(config_file, work)
         size = sum(p.stat().st_size for p in trained.rglob("*") if p.is_file())
@@ -228,11 +285,6 @@ def main() -> None:
                       f" s: {files} files, {size / 1024:.0f} KiB")
         load_model(trained)  # the first restore in a process imports what later ones reuse:
         serving._restored.clear()  # paid here, not by whichever store is measured first
-        bucket = ObjectStore(f"s3://{s3.make_bucket('podium-bench')}/artefacts",
-                             options={**S3_KEYS, "endpoint": s3.endpoint})
-        env = {"AWS_ENDPOINT_URL": s3.endpoint, "AWS_REGION": S3_KEYS["region"],
-               "AWS_ACCESS_KEY_ID": S3_KEYS["access_key_id"],
-               "AWS_SECRET_ACCESS_KEY": S3_KEYS["secret_access_key"]}
         sides = [Side("local", LocalStore(work / "local-root"), work / "local", env={}),
                  Side("s3", bucket, work / "s3", env=env)]
         measure(sides, trained, label=label, cutoff=cutoff, repeats=args.repeats, s3=s3)
@@ -240,7 +292,8 @@ def main() -> None:
         floor = statistics.median(one_request(bucket, max(20, args.repeats)))
     table = Table(title=f"bundle register and load, median of {args.repeats} "
                         f"({files} files, {size / 1024:.0f} KiB)")
-    for column in ("", "local disk", "S3 (loopback)", "S3 / local", "target"):
+    for column in ("", "local disk", "S3 (--endpoint)" if args.endpoint else "S3 (loopback)",
+                   "S3 / local", "target"):
         table.add_column(column, justify="right" if column else "left")
     for key, what, target in (
             ("register", "register (commit + verify)", "≤ 1.5×"),
@@ -264,12 +317,16 @@ def main() -> None:
                               ("first_requests", "S3 requests, first cold load", ""),
                               ("cold_requests", "S3 requests per later cold load", ""),
                               ("cached_requests", "S3 requests per cached load", "")):
-        table.add_row(what, f"{statistics.median(local[key]):.0f}",
-                      f"{statistics.median(remote[key]):.0f}", "", target)
+        counted = bool(local[key])  # requests are counted on the loopback server only
+        table.add_row(what, *(f"{statistics.median(side[key]):.0f}" if counted else "–"
+                              for side in (local, remote)), "", target)
     console.print(table)
     console.print("local disk: the consumer reads the shared artefacts directory; S3: it has "
                   "only the registry's URL and downloads over the API")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except StorageUnavailable as exc:  # --endpoint unreachable, a wrong key, no such bucket
+        raise SystemExit(f"error: {exc}") from None
