@@ -226,8 +226,8 @@ class ObjectStore(ArtefactStore):
         from obstore.store import S3Store
 
         self.url, self.role = url.rstrip("/"), role  # role: what messages call it
-        self._secrets = [value for key, value in (options or {}).items()
-                         if "secret" in key or "token" in key]
+        self._secrets = [value for key, value in (options or {}).items()  # "" hides nothing
+                         if value and ("secret" in key or "token" in key)]
         self._secrets += [os.environ[name] for name in ("AWS_SECRET_ACCESS_KEY",
                           "AWS_SESSION_TOKEN") if os.environ.get(name)]
         allow_http = (options or {}).get("endpoint", os.environ.get("AWS_ENDPOINT_URL", "")

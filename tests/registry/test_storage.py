@@ -211,6 +211,21 @@ def test_an_s3_root_keeps_local_files_local_and_hides_the_secret(tmp_path: Path)
     assert from_env.object_store.url == "s3://podium-artefacts/x"
 
 
+def test_an_empty_secret_leaves_the_messages_readable(tmp_path: Path) -> None:
+    """A ``secret_access_key`` left empty (a variable not set) is no secret to mask: masking ""
+    would put *** between every two characters of every message."""
+    config = parse_config(
+        "artefacts_root: s3://podium-missing/artefacts\n"
+        f"object_store: {{endpoint: 'http://127.0.0.1:{free_port()}', region: us-east-1,\n"
+        "               access_key_id: podium, secret_access_key: ''}\n",
+        source=tmp_path / "podium.yaml", environ={})
+    with pytest.raises(StorageUnavailable) as info:
+        artefact_store(config).get("models/x.tar")
+    assert info.value.detail.startswith(
+        "artefact store s3://podium-missing/artefacts cannot read models/x.tar: ")
+    assert "***" not in info.value.detail
+
+
 def test_a_sealed_local_bundle_is_one_archive_in_the_bucket(bucket_store: ObjectStore,
                                                             tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
