@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,8 +57,18 @@ def prepare_staging(out: Path) -> Path:
     return staging
 
 
+STRAGGLER_SWEEPS = (0.0, 0.2, 0.5)  # seconds to wait before each sweep of a failed staging
+
+
 def discard_staging(staging: Path) -> None:
-    shutil.rmtree(staging, ignore_errors=True)
+    """Remove a failed run's staging directory, and again once late writes have landed.
+
+    A checkpoint write that fails (a full disk) raises on its first failed leaf while TensorStore
+    may still be writing others in its own threads; such a write can re-create its directory
+    after the first sweep. Sweeping again after a short pause removes what lands late."""
+    for pause in STRAGGLER_SWEEPS:
+        time.sleep(pause)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def seal_bundle(staging: Path, out: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from flax import nnx
 
 from tests.trainer.conftest import reseal_in_earlier_layout
 from trainer import TRAINER_CODE_VERSION, load_model
+from trainer.bundle import discard_staging, prepare_staging
 from trainer.checksums import (
     IntegrityError,
     read_sha256sums,
@@ -192,3 +194,25 @@ def test_a_sums_file_naming_paths_outside_the_bundle_is_refused(
 class _Silent:
     def log(self, step: int, split: str, values: dict) -> None:
         pass
+
+
+def test_a_failed_staging_is_swept_again_after_a_late_write(tmp_path: Path) -> None:
+    """A write still in flight when the run failed (TensorStore finishing a leaf) lands after
+    the first sweep and re-creates its directory: the later sweep removes it too."""
+    staging = prepare_staging(tmp_path / "bundle")
+    (staging / "checkpoint" / "model").mkdir(parents=True)
+    landed = threading.Event()
+
+    def late_write() -> None:
+        deadline = time.monotonic() + 30
+        while staging.exists() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        (staging / "checkpoint" / "model" / "leaf").mkdir(parents=True)  # after the first sweep
+        landed.set()
+
+    writer = threading.Thread(target=late_write)
+    writer.start()
+    discard_staging(staging)
+    writer.join()
+    assert landed.is_set()
+    assert list(tmp_path.iterdir()) == []
