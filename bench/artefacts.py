@@ -54,6 +54,7 @@ from rich.table import Table  # noqa: E402
 from registry import bundle_archive, migrations, promotion, store  # noqa: E402
 from registry.client import load_champion  # noqa: E402
 from registry.config import load_config  # noqa: E402
+from registry.config.storage import ObjectStoreConfig  # noqa: E402
 from registry.db import make_engine, write_session  # noqa: E402
 from registry.ids import build_version_id  # noqa: E402
 from registry.integrity import archive_key, bundle_key, commit_bundle  # noqa: E402
@@ -62,6 +63,8 @@ from registry.storage import (  # noqa: E402
     LocalStore,
     ObjectStore,
     StorageUnavailable,
+    store_environment,
+    store_options,
 )
 from registry.testing import LoopbackS3, RegistryServer  # noqa: E402
 from trainer import load_model, serving  # noqa: E402
@@ -226,27 +229,30 @@ def one_request(bucket: ObjectStore, count: int) -> list[float]:
     return times
 
 
+def remove_run_objects(bucket: ObjectStore) -> None:
+    for top in ("models", "floor"):
+        bucket.delete_prefix(top)
+
+
 def open_bucket(args: argparse.Namespace, stack: contextlib.ExitStack
                 ) -> tuple[LoopbackS3 | None, ObjectStore, dict[str, str]]:
     """The bucket measured, on moto's server started here or on ``--endpoint``: (the loopback
     server or None, the store, the ``AWS_*`` variables a registry server needs to reach it)."""
     if args.endpoint is None:
         s3 = stack.enter_context(LoopbackS3())
-        endpoint, name, prefix = s3.endpoint, s3.make_bucket(args.bucket), "artefacts"
-        keys = S3_KEYS
-    else:
-        s3, endpoint, name = None, args.endpoint, args.bucket
-        prefix = f"podium-bench-{uuid.uuid4().hex[:8]}"
-        keys = {"region": os.environ.get("AWS_REGION", "us-east-1"),
-                "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "")}
-    bucket = ObjectStore(f"s3://{name}/{prefix}", options={**keys, "endpoint": endpoint})
+        name, prefix = s3.make_bucket(args.bucket), "artefacts"
+        settings = ObjectStoreConfig(endpoint=s3.endpoint, **S3_KEYS)
+    else:  # the credentials as the server would take them from its environment
+        s3, name, prefix = None, args.bucket, f"podium-bench-{uuid.uuid4().hex[:8]}"
+        settings = ObjectStoreConfig(
+            endpoint=args.endpoint, region=os.environ.get("AWS_REGION", "us-east-1"),
+            access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    bucket = ObjectStore(f"s3://{name}/{prefix}", options=store_options(settings))
     bucket.put("floor/reachable", b"")  # an unusable bucket fails here, before any training
     if s3 is None:  # what the run wrote goes with it
-        stack.callback(lambda: [bucket.delete_prefix(top) for top in ("models", "floor")])
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": keys["region"],
-           "AWS_ACCESS_KEY_ID": keys["access_key_id"],
-           "AWS_SECRET_ACCESS_KEY": keys["secret_access_key"]}
+        stack.callback(remove_run_objects, bucket)
+    env = store_environment(settings)
     return s3, bucket, env
 
 
